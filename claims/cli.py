@@ -1,0 +1,391 @@
+"""The ``tfclaims`` command line: each command parses options, calls one function in
+``claims.app`` (or ``claims.bench``), and maps the result to output and an exit code.
+
+Bad input ends with one line on stderr and a non-zero exit, never a traceback
+(set ``TFCLAIMS_DEBUG=1`` to see one).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+import warehouse
+from claims import app
+from claims.settings import Settings
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class UserError(click.ClickException):
+    """An error the user can act on: printed as one line."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+def json_option(f: F) -> F:
+    """``--json``: print one JSON document on stdout instead of tables."""
+    return click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")(f)
+
+
+def database_option(f: F) -> F:
+    """``--database URL``: override the configured warehouse."""
+    return click.option(
+        "--database",
+        "database_url",
+        metavar="URL",
+        help="Warehouse URL (overrides TFCLAIMS_DATABASE_URL and tfclaims.toml).",
+    )(f)
+
+
+def load_settings(database_url: str | None = None) -> Settings:
+    """Settings from file and environment, with command-line overrides."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        raise UserError(f"settings: {key}: {first['msg']}") from exc
+    if database_url:
+        settings = settings.model_copy(update={"database_url": database_url})
+    return settings
+
+
+def _jsonable(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return _jsonable(asdict(value))
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        items = [_jsonable(v) for v in value]
+        return sorted(items) if isinstance(value, set | frozenset) else items
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if value.__class__.__name__ == "Decimal":
+        return str(value)
+    return value
+
+
+def print_json(value: Any) -> None:
+    """Print ``value`` as JSON on stdout."""
+    click.echo(json.dumps(_jsonable(value), indent=2, sort_keys=False))
+
+
+class RichProgress(warehouse.Progress):
+    """A warehouse progress sink drawn as a rich progress bar on stderr."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._task: Any = None
+
+    def stage(self, description: str, total: int) -> None:
+        if self._task is not None:
+            self._progress.update(self._task, completed=self._progress.tasks[-1].total)
+        self._task = self._progress.add_task(description, total=max(total, 1))
+
+    def advance(self, n: int) -> None:
+        if self._task is not None:
+            self._progress.advance(self._task, n)
+
+
+@contextmanager
+def progress_bar(enabled: bool) -> Iterator[warehouse.Progress]:
+    """A progress sink: a live bar when stderr is a terminal, silent otherwise."""
+    if not enabled or not err.is_terminal:
+        yield warehouse.Progress()
+        return
+    with Progress(
+        TextColumn("{task.description:<24}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        yield RichProgress(bar)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="tfclaims")
+def cli() -> None:
+    """tfclaims: the Troubled Families payment-by-results claims engine.
+
+    Load the warehouse extracts, evaluate families against the Outcome Plan,
+    and run the monthly claim batch.
+    """
+
+
+# ----------------------------------------------------------------------------- db
+
+
+@cli.group()
+def db() -> None:
+    """Manage the warehouse database schema."""
+
+
+@db.command("upgrade")
+@database_option
+@json_option
+def db_upgrade(database_url: str | None, as_json: bool) -> None:
+    """Bring the warehouse schema to the newest migration."""
+    result = app.db_upgrade(load_settings(database_url))
+    if as_json:
+        print_json(result)
+        return
+    if result.before == result.after:
+        out.print(f"Warehouse schema already at {result.after} (newest).")
+    else:
+        out.print(f"Warehouse schema upgraded from {result.before or 'empty'} to {result.after}.")
+
+
+# ----------------------------------------------------------------------------- load
+
+
+def _print_load(result: warehouse.LoadResult) -> None:
+    t = Table(title=f"Load batch {result.batch_id} ({result.mode.replace('_', '-')})")
+    t.add_column("table")
+    t.add_column("file")
+    t.add_column("rows", justify="right")
+    t.add_column("loaded", justify="right")
+    t.add_column("rejected", justify="right")
+    for row in result.tables:
+        t.add_row(row.table, row.file, f"{row.rows:,}", f"{row.loaded:,}", f"{row.rejected:,}")
+    t.add_row("total", "", "", f"{result.rows_loaded:,}", f"{result.rows_rejected:,}", style="bold")
+    out.print(t)
+    for w in result.warnings:
+        err.print(f"warning: {w}")
+    if result.rejects_path:
+        summary = ", ".join(f"{k} {v}" for k, v in sorted(result.reject_counts.items()))
+        err.print(f"quarantined {result.rows_rejected:,} rows ({summary}); see {result.rejects_path}")
+
+
+@cli.command("load")
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option(
+    "--on-error",
+    type=click.Choice(["all-or-nothing", "quarantine"]),
+    default="all-or-nothing",
+    show_default=True,
+    help="all-or-nothing loads nothing if any row is bad; quarantine loads the good rows.",
+)
+@click.option(
+    "--rejects",
+    "rejects_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Where to write the rejects report [default: FOLDER/rejects.csv].",
+)
+@database_option
+@json_option
+def load_cmd(
+    folder: Path, on_error: str, rejects_path: Path | None, database_url: str | None, as_json: bool
+) -> None:
+    """Load a monthly extract FOLDER (one <table>.csv or .parquet per table).
+
+    Each table in the folder replaces that table's contents atomically; tables
+    absent from the folder are left as they were.
+    """
+    settings = load_settings(database_url)
+    mode = "quarantine" if on_error == "quarantine" else "all_or_nothing"
+    with progress_bar(not as_json) as progress:
+        result = app.load(settings, folder, mode=mode, progress=progress, rejects_path=rejects_path)
+    if as_json:
+        print_json(result)
+    else:
+        _print_load(result)
+
+
+# ----------------------------------------------------------------------------- status
+
+
+@cli.command("status")
+@database_option
+@json_option
+def status_cmd(database_url: str | None, as_json: bool) -> None:
+    """Show what the warehouse holds: rows per table and recent load batches."""
+    result = app.status(load_settings(database_url))
+    if as_json:
+        print_json(result)
+        return
+    _print_status(result)
+
+
+def _print_status(result: app.WarehouseStatus) -> None:
+    t = Table(title=f"Warehouse {result.database} (schema {result.revision})")
+    t.add_column("table")
+    t.add_column("rows", justify="right")
+    t.add_column("loaded", justify="center")
+    for name, n in result.counts.items():
+        t.add_row(name, f"{n:,}", "yes" if name in result.loaded else "never")
+    out.print(t)
+    for b in result.batches[:5]:
+        out.print(
+            f"load batch {b.id}: {b.finished_at:%Y-%m-%d %H:%M} from {b.source_dir} "
+            f"({b.rows_loaded:,} rows, {b.rows_rejected:,} rejected, {len(b.files)} files)"
+        )
+
+
+# ----------------------------------------------------------------------------- synth
+
+
+@cli.command("synth")
+@click.argument("folder", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--families", default=3000, show_default=True, help="Number of families.")
+@click.option("--seed", default=2018, show_default=True, help="Random seed; same seed, same files.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True
+)
+@json_option
+def synth_cmd(folder: Path, families: int, seed: int, fmt: str, as_json: bool) -> None:
+    """Write a synthetic council's extracts into FOLDER."""
+    with progress_bar(not as_json) as progress:
+        summary = app.synth(folder, families=families, seed=seed, fmt=fmt, progress=progress)  # type: ignore[arg-type]
+    if as_json:
+        print_json(summary)
+        return
+    t = Table(title=f"Synthetic council: {summary.families:,} families in {folder}")
+    t.add_column("table")
+    t.add_column("rows", justify="right")
+    for name, n in summary.rows.items():
+        t.add_row(name, f"{n:,}")
+    out.print(t)
+
+
+# ----------------------------------------------------------------------------- demo
+
+
+@cli.command("demo")
+@click.option(
+    "--dir",
+    "workdir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("tfclaims-demo"),
+    show_default=True,
+    help="Working folder for the demo's extracts, warehouse and outputs.",
+)
+@click.option("--families", default=3000, show_default=True, help="Families in the council.")
+@click.option("--seed", default=2018, show_default=True, help="Random seed for the council.")
+@json_option
+def demo_cmd(workdir: Path, families: int, seed: int, as_json: bool) -> None:
+    """Run the whole job on a synthetic council, end to end, in a fresh SQLite warehouse."""
+    with progress_bar(not as_json) as progress:
+        result = app.demo(workdir, families=families, seed=seed, progress=progress)
+    if as_json:
+        print_json(
+            {
+                "workdir": result.workdir,
+                "extracts": result.extracts,
+                "database_url": result.database_url,
+                "load": result.load,
+                "counts": result.status.counts,
+            }
+        )
+        return
+    out.print(f"[bold]Synthetic council[/bold] of {result.synth.families:,} families (seed {seed})")
+    out.print(f"  extracts:  {result.extracts}")
+    out.print(f"  warehouse: {result.database_url}")
+    _print_load(result.load)
+    out.print(
+        "Next: point TFCLAIMS_DATABASE_URL at the warehouse above and run "
+        "'tfclaims status', or see README.md."
+    )
+
+
+# ----------------------------------------------------------------------------- bench
+
+
+@cli.group()
+def bench() -> None:
+    """Benchmarks that print figures (speed and peak memory)."""
+
+
+@bench.command("load")
+@click.option("--families", default=100_000, show_default=True, help="Families to synthesise.")
+@click.option(
+    "--backend",
+    type=click.Choice(["sqlite", "postgresql", "both"]),
+    default="both",
+    show_default=True,
+)
+@click.option(
+    "--pg-url",
+    metavar="URL",
+    help="PostgreSQL server to use [default: a throwaway cluster from the local binaries].",
+)
+@click.option("--seed", default=2018, show_default=True)
+@json_option
+def bench_load(families: int, backend: str, pg_url: str | None, seed: int, as_json: bool) -> None:
+    """Rows per second and peak memory loading a synthetic council."""
+    from claims import bench as benchmod
+
+    backends = ["sqlite", "postgresql"] if backend == "both" else [backend]
+    with progress_bar(not as_json) as progress:
+        report = benchmod.bench_load(families, backends, seed=seed, pg_url=pg_url, progress=progress)
+    if as_json:
+        print_json(report)
+        return
+    t = Table(title=f"Load benchmark: {report.families:,} families, {report.rows:,} rows")
+    for col in ("backend", "seconds", "rows/s", "peak RSS (MiB)"):
+        t.add_column(col, justify="right" if col != "backend" else "left")
+    for r in report.results:
+        t.add_row(r.backend, f"{r.seconds:.2f}", f"{r.rows_per_second:,.0f}", f"{r.peak_rss_mib:,.0f}")
+    out.print(t)
+    out.print(f"(synthesising the extracts took {report.synth_seconds:.1f} s, not counted)")
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: runs the CLI, turning errors into one line."""
+    debug = os.environ.get("TFCLAIMS_DEBUG") == "1"
+    try:
+        cli.main(args=argv, prog_name="tfclaims", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except warehouse.WarehouseError as exc:
+        if debug:
+            raise
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    except KeyboardInterrupt:
+        click.echo("interrupted: nothing was committed by the step in progress", err=True)
+        sys.exit(130)
+    except Exception as exc:
+        if debug:
+            raise
+        click.echo(
+            f"error: unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+            "(set TFCLAIMS_DEBUG=1 for details)",
+            err=True,
+        )
+        sys.exit(EXIT_FAILED)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""The warehouse: extract contract, schema, loading and typed reads as polars frames."""
+
+from warehouse.contract import CONTRACT_VERSION, TABLES, Column, Table, table
+from warehouse.db import current_revision, ensure_current, head_revision, make_engine, upgrade
+from warehouse.errors import ExtractError, WarehouseError
+from warehouse.load import LoadRejected, LoadResult, Progress, TableLoad, load_folder
+from warehouse.query import (
+    BatchFile,
+    BatchInfo,
+    current_batches,
+    load_batches,
+    loaded_tables,
+    read_table,
+    table_counts,
+)
+from warehouse.safefiles import atomic_writer, neutralise, write_csv
+from warehouse.validate import RULES, DateBounds
+
+__all__ = [
+    "CONTRACT_VERSION",
+    "RULES",
+    "TABLES",
+    "BatchFile",
+    "BatchInfo",
+    "Column",
+    "DateBounds",
+    "ExtractError",
+    "LoadRejected",
+    "LoadResult",
+    "Progress",
+    "Table",
+    "TableLoad",
+    "WarehouseError",
+    "atomic_writer",
+    "current_batches",
+    "current_revision",
+    "ensure_current",
+    "head_revision",
+    "load_batches",
+    "load_folder",
+    "loaded_tables",
+    "make_engine",
+    "neutralise",
+    "read_table",
+    "table",
+    "table_counts",
+    "upgrade",
+    "write_csv",
+]

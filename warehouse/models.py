@@ -1,0 +1,276 @@
+"""SQLAlchemy 2.0 typed models: the extract tables and the system's own tables.
+
+Extract tables carry ``row_no``, the 1-based row number in the source file
+(the header is row 1), as their primary key: it is the row key that evidence
+cites, and it lets the loader bulk-copy rows without a sequence. Tables are
+full snapshots, so ``row_no`` is unique within a table.
+
+There are no database foreign keys between extract tables: each table is
+replaced on its own, and references are checked by the loader against the
+snapshot the table will sit beside.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class ExactDecimal(TypeDecorator[Decimal]):
+    """A decimal stored exactly: NUMERIC on PostgreSQL, canonical text on SQLite.
+
+    SQLite has no decimal type and would store NUMERIC as a float; money is
+    never a float here, so SQLite keeps the digits as text.
+    """
+
+    impl = Numeric
+    cache_ok = True
+
+    def __init__(self, precision: int, scale: int) -> None:
+        super().__init__(precision=precision, scale=scale, asdecimal=True)
+        self.precision = precision
+        self.scale = scale
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(self.precision + 2))
+        return dialect.type_descriptor(Numeric(self.precision, self.scale, asdecimal=True))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        q = Decimal(value).quantize(Decimal(1).scaleb(-self.scale))
+        return str(q) if dialect.name == "sqlite" else q
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        return None if value is None else Decimal(str(value))
+
+
+class Base(DeclarativeBase):
+    """Declarative base with a naming convention, so migrations name constraints."""
+
+    metadata = MetaData(naming_convention=NAMING)
+
+
+# --------------------------------------------------------------------------
+# Extract tables (contract version 1)
+# --------------------------------------------------------------------------
+
+
+class Family(Base):
+    __tablename__ = "families"
+    row_no: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    family_id: Mapped[str] = mapped_column(String(64), unique=True)
+    locality: Mapped[str] = mapped_column(String(64))
+    attached_on: Mapped[dt.date | None] = mapped_column(Date)
+    lead_worker: Mapped[str | None] = mapped_column(String(200))
+    closed_on: Mapped[dt.date | None] = mapped_column(Date)
+
+
+class Person(Base):
+    __tablename__ = "people"
+    row_no: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    person_id: Mapped[str] = mapped_column(String(64), unique=True)
+    family_id: Mapped[str] = mapped_column(String(64), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    birth_date: Mapped[dt.date | None] = mapped_column(Date)
+    given_name: Mapped[str | None] = mapped_column(String(200))
+    family_name: Mapped[str | None] = mapped_column(String(200))
+
+
+class Offence(Base):
+    __tablename__ = "offences"
+    row_no: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    person_id: Mapped[str] = mapped_column(String(64), index=True)
+    occurred_on: Mapped[dt.date] = mapped_column(Date)
+    kind: Mapped[str] = mapped_column(String(32))
+    reference: Mapped[str | None] = mapped_column(String(200))
+
+
+class Attendance(Base):
+    __tablename__ = "attendance"
+    __table_args__ = (Index("uq_attendance_person_term", "person_id", "term_start", unique=True),)
+    row_no: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    person_id: Mapped[str] = mapped_column(String(64))
+    term_start: Mapped[dt.date] = mapped_column(Date)
+    term_end: Mapped[dt.date] = mapped_column(Date)
+    possible_sessions: Mapped[int] = mapped_column(Integer)
+    unauthorised_sessions: Mapped[int] = mapped_column(Integer)
+
+
+class Exclusion(Base):
+    __tablename__ = "exclusions"
+    row_no: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    person_id: Mapped[str] = mapped_column(String(64), index=True)
+    excluded_on: Mapped[dt.date] = mapped_column(Date)
+    kind: Mapped[str] = mapped_column(String(32))
+
+
+class SocialCare(Base):
+    __tablename__ = "social_care"
+    row_no: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    person_id: Mapped[str] = mapped_column(String(64), index=True)
+    episode: Mapped[str] = mapped_column(String(32))
+    started_on: Mapped[dt.date] = mapped_column(Date)
+    ended_on: Mapped[dt.date | None] = mapped_column(Date)
+
+
+class Benefit(Base):
+    __tablename__ = "benefits"
+    row_no: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    person_id: Mapped[str] = mapped_column(String(64), index=True)
+    benefit: Mapped[str] = mapped_column(String(32))
+    started_on: Mapped[dt.date] = mapped_column(Date)
+    ended_on: Mapped[dt.date | None] = mapped_column(Date)
+
+
+class Employment(Base):
+    __tablename__ = "employment"
+    row_no: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    person_id: Mapped[str] = mapped_column(String(64), index=True)
+    started_on: Mapped[dt.date] = mapped_column(Date)
+    ended_on: Mapped[dt.date | None] = mapped_column(Date)
+    hours_per_week: Mapped[Decimal | None] = mapped_column(ExactDecimal(6, 2))
+
+
+class Neet(Base):
+    __tablename__ = "neet"
+    row_no: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    person_id: Mapped[str] = mapped_column(String(64), index=True)
+    started_on: Mapped[dt.date] = mapped_column(Date)
+    ended_on: Mapped[dt.date | None] = mapped_column(Date)
+
+
+class DomesticAbuse(Base):
+    __tablename__ = "domestic_abuse"
+    row_no: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    person_id: Mapped[str] = mapped_column(String(64), index=True)
+    occurred_on: Mapped[dt.date] = mapped_column(Date)
+    kind: Mapped[str] = mapped_column(String(32))
+    role: Mapped[str | None] = mapped_column(String(16))
+
+
+class Health(Base):
+    __tablename__ = "health"
+    row_no: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    person_id: Mapped[str] = mapped_column(String(64), index=True)
+    service: Mapped[str] = mapped_column(String(32))
+    started_on: Mapped[dt.date] = mapped_column(Date)
+    ended_on: Mapped[dt.date | None] = mapped_column(Date)
+    end_reason: Mapped[str | None] = mapped_column(String(32))
+
+
+class Debt(Base):
+    __tablename__ = "debt"
+    __table_args__ = (
+        Index("uq_debt_family_kind_recorded", "family_id", "kind", "recorded_on", unique=True),
+    )
+    row_no: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    family_id: Mapped[str] = mapped_column(String(64))
+    recorded_on: Mapped[dt.date] = mapped_column(Date)
+    kind: Mapped[str] = mapped_column(String(32))
+    amount: Mapped[Decimal] = mapped_column(ExactDecimal(12, 2))
+
+
+class ClaimHistory(Base):
+    """The ``claims`` extract: results claims made before this system or outside it."""
+
+    __tablename__ = "claims_history"
+    row_no: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    family_id: Mapped[str] = mapped_column(String(64), unique=True)
+    claimed_on: Mapped[dt.date] = mapped_column(Date)
+    claim_window: Mapped[str] = mapped_column(String(7))
+    basis: Mapped[str] = mapped_column(String(8))
+
+
+EXTRACT_MODELS: dict[str, type[Base]] = {
+    "families": Family,
+    "people": Person,
+    "offences": Offence,
+    "attendance": Attendance,
+    "exclusions": Exclusion,
+    "social_care": SocialCare,
+    "benefits": Benefit,
+    "employment": Employment,
+    "neet": Neet,
+    "domestic_abuse": DomesticAbuse,
+    "health": Health,
+    "debt": Debt,
+    "claims": ClaimHistory,
+}
+
+
+# --------------------------------------------------------------------------
+# System tables
+# --------------------------------------------------------------------------
+
+
+class LoadBatch(Base):
+    """One run of ``tfclaims load``: when, from where, and what it did."""
+
+    __tablename__ = "load_batch"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    source_dir: Mapped[str] = mapped_column(Text)
+    mode: Mapped[str] = mapped_column(String(16))
+    contract_version: Mapped[int] = mapped_column(Integer)
+    rows_loaded: Mapped[int] = mapped_column(BigInteger)
+    rows_rejected: Mapped[int] = mapped_column(BigInteger)
+    files: Mapped[list[LoadFile]] = relationship(
+        back_populates="batch", order_by="LoadFile.id", cascade="all, delete-orphan"
+    )
+
+
+class LoadFile(Base):
+    """One file of a load batch, with its hash and row counts."""
+
+    __tablename__ = "load_file"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("load_batch.id"), index=True)
+    table_name: Mapped[str] = mapped_column(String(32))
+    file_name: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    row_count: Mapped[int] = mapped_column(BigInteger)
+    rows_loaded: Mapped[int] = mapped_column(BigInteger)
+    rows_rejected: Mapped[int] = mapped_column(BigInteger)
+    batch: Mapped[LoadBatch] = relationship(back_populates="files")
+
+
+class TableState(Base):
+    """The load batch whose snapshot each extract table currently holds.
+
+    A table with no row here has never been loaded: rules that need it
+    evaluate to ``unknown``.
+    """
+
+    __tablename__ = "table_state"
+    table_name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("load_batch.id"))
+    loaded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    row_count: Mapped[int] = mapped_column(BigInteger)
