@@ -73,7 +73,9 @@ def bench_load(
     try:
         progress.stage("synthesising", families)
         t0 = time.perf_counter()
-        summary = synthesise(tmp / "extracts", families=families, seed=seed, progress=progress.advance)
+        summary = synthesise(
+            tmp / "extracts", families=families, seed=seed, progress=progress.advance
+        )
         synth_seconds = time.perf_counter() - t0
         results: list[BackendFigure] = []
         progress.stage("loading", len(backends))

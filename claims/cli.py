@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import click
 from pydantic import ValidationError
@@ -176,7 +176,9 @@ def _print_load(result: warehouse.LoadResult) -> None:
         err.print(f"warning: {w}")
     if result.rejects_path:
         summary = ", ".join(f"{k} {v}" for k, v in sorted(result.reject_counts.items()))
-        err.print(f"quarantined {result.rows_rejected:,} rows ({summary}); see {result.rejects_path}")
+        err.print(
+            f"quarantined {result.rows_rejected:,} rows ({summary}); see {result.rejects_path}"
+        )
 
 
 @cli.command("load")
@@ -205,7 +207,9 @@ def load_cmd(
     absent from the folder are left as they were.
     """
     settings = load_settings(database_url)
-    mode = "quarantine" if on_error == "quarantine" else "all_or_nothing"
+    mode: Literal["all_or_nothing", "quarantine"] = (
+        "quarantine" if on_error == "quarantine" else "all_or_nothing"
+    )
     with progress_bar(not as_json) as progress:
         result = app.load(settings, folder, mode=mode, progress=progress, rejects_path=rejects_path)
     if as_json:
@@ -339,7 +343,9 @@ def bench_load(families: int, backend: str, pg_url: str | None, seed: int, as_js
 
     backends = ["sqlite", "postgresql"] if backend == "both" else [backend]
     with progress_bar(not as_json) as progress:
-        report = benchmod.bench_load(families, backends, seed=seed, pg_url=pg_url, progress=progress)
+        report = benchmod.bench_load(
+            families, backends, seed=seed, pg_url=pg_url, progress=progress
+        )
     if as_json:
         print_json(report)
         return
@@ -347,7 +353,9 @@ def bench_load(families: int, backend: str, pg_url: str | None, seed: int, as_js
     for col in ("backend", "seconds", "rows/s", "peak RSS (MiB)"):
         t.add_column(col, justify="right" if col != "backend" else "left")
     for r in report.results:
-        t.add_row(r.backend, f"{r.seconds:.2f}", f"{r.rows_per_second:,.0f}", f"{r.peak_rss_mib:,.0f}")
+        t.add_row(
+            r.backend, f"{r.seconds:.2f}", f"{r.rows_per_second:,.0f}", f"{r.peak_rss_mib:,.0f}"
+        )
     out.print(t)
     out.print(f"(synthesising the extracts took {report.synth_seconds:.1f} s, not counted)")
 

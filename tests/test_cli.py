@@ -56,8 +56,19 @@ def test_demo_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert (workdir / "tfclaims.db").is_file()
     loaded = {t["table"]: t["loaded"] for t in report["load"]["tables"]}
     assert set(loaded) == {
-        "families", "people", "offences", "attendance", "exclusions", "social_care",
-        "benefits", "employment", "neet", "domestic_abuse", "health", "debt", "claims",
+        "families",
+        "people",
+        "offences",
+        "attendance",
+        "exclusions",
+        "social_care",
+        "benefits",
+        "employment",
+        "neet",
+        "domestic_abuse",
+        "health",
+        "debt",
+        "claims",
     }
     assert loaded["families"] == 300
     assert report["counts"] == loaded

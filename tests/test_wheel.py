@@ -32,17 +32,27 @@ def test_wheel_installs_and_demo_runs(tmp_path: Path) -> None:
     elsewhere.mkdir()
     # The installed package, not the checkout, must be the one imported.
     where = subprocess.run(
-        [str(py), "-c", "import claims, warehouse; print(claims.__file__); "
-         "from claims.resources import migrations_dir, templates_dir; "
-         "print(migrations_dir()); print(templates_dir())"],
-        cwd=elsewhere, check=True, capture_output=True, text=True,
+        [
+            str(py),
+            "-c",
+            "import claims, warehouse; print(claims.__file__); "
+            "from claims.resources import migrations_dir, templates_dir; "
+            "print(migrations_dir()); print(templates_dir())",
+        ],
+        cwd=elsewhere,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.splitlines()
     assert all(str(REPO) not in line for line in where), where
     assert (Path(where[1]) / "env.py").is_file()
     assert (Path(where[1]) / "versions").is_dir()
     proc = subprocess.run(
         [str(env_dir / "bin" / "tfclaims"), "demo", "--families", "200", "--json"],
-        cwd=elsewhere, capture_output=True, text=True, check=False,
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)

@@ -63,7 +63,7 @@ class Table:
     @property
     def keys(self) -> tuple[tuple[str, ...], ...]:
         """Every uniqueness key: the natural key and each unique column."""
-        keys = [(c.name,) for c in self.columns if c.unique]
+        keys: list[tuple[str, ...]] = [(c.name,) for c in self.columns if c.unique]
         if self.natural_key:
             keys.append(self.natural_key)
         return tuple(keys)

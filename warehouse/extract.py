@@ -140,7 +140,8 @@ def _conform(name: str, table: Table, frame: pl.DataFrame) -> tuple[pl.DataFrame
     extra = tuple(c for c in columns if c not in table.column_names)
     stripped = [pl.col(c).str.strip_chars() for c in table.column_names]
     frame = frame.select(stripped).with_columns(
-        pl.when(pl.col(c) == "").then(None).otherwise(pl.col(c)).alias(c) for c in table.column_names
+        pl.when(pl.col(c) == "").then(None).otherwise(pl.col(c)).alias(c)
+        for c in table.column_names
     )
     frame = frame.with_row_index(ROW_COLUMN, offset=FIRST_DATA_ROW).with_columns(
         pl.col(ROW_COLUMN).cast(pl.Int64)

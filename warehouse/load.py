@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -197,7 +196,12 @@ def load_folder(
         conn.execute(
             insert(TableState),
             [
-                {"table_name": t.table, "batch_id": batch_id, "loaded_at": finished, "row_count": t.loaded}
+                {
+                    "table_name": t.table,
+                    "batch_id": batch_id,
+                    "loaded_at": finished,
+                    "row_count": t.loaded,
+                }
                 for t in tables
             ],
         )

@@ -68,8 +68,17 @@ def temporary_cluster() -> Iterator[str]:
     port = _free_port()
     try:
         _run(
-            [str(pg_bin / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-             "--encoding=UTF8", "--locale=C", "-N"],
+            [
+                str(pg_bin / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+                "-N",
+            ],
             as_user,
         )
         opts = (
@@ -77,8 +86,19 @@ def temporary_cluster() -> Iterator[str]:
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=50"
         )
         _run(
-            [str(pg_bin / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(root / "log"),
-             "-w", "-t", "60", "start"],
+            [
+                str(pg_bin / "pg_ctl"),
+                "-D",
+                str(data),
+                "-o",
+                opts,
+                "-l",
+                str(root / "log"),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
             as_user,
         )
         try:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import polars as pl
 from sqlalchemy import Engine, select
-from sqlalchemy.orm import Session
 from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.orm import Session
 
 from warehouse.contract import TABLES, Table, table
 from warehouse.errors import WarehouseError
@@ -55,12 +55,16 @@ def read_table(engine: Engine, name: str) -> pl.DataFrame:
             with cur.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)") as copy:
                 for block in copy:
                     buf.write(block)
-        raw = pl.read_csv(
-            buf.getvalue() or b"",
-            has_header=False,
-            new_columns=cols,
-            schema={c: pl.String for c in cols},
-        ) if buf.tell() else pl.DataFrame(schema={c: pl.String for c in cols})
+        raw = (
+            pl.read_csv(
+                buf.getvalue() or b"",
+                has_header=False,
+                new_columns=cols,
+                schema={c: pl.String for c in cols},
+            )
+            if buf.tell()
+            else pl.DataFrame(schema={c: pl.String for c in cols})
+        )
     else:
         rows = _dbapi_rows(engine, sql)
         raw = pl.DataFrame(
@@ -133,7 +137,12 @@ def load_batches(engine: Engine, ids: list[int] | None = None) -> list[BatchInfo
                 b.rows_rejected,
                 [
                     BatchFile(
-                        f.table_name, f.file_name, f.sha256, f.row_count, f.rows_loaded, f.rows_rejected
+                        f.table_name,
+                        f.file_name,
+                        f.sha256,
+                        f.row_count,
+                        f.rows_loaded,
+                        f.rows_rejected,
                     )
                     for f in b.files
                 ],

@@ -80,7 +80,7 @@ def polars_dtype(col: Column) -> pl.DataType:
 
 
 def _max_length(table: Table, col: Column) -> int | None:
-    sql_type = EXTRACT_MODELS[table.name].__table__.c[col.name].type  # type: ignore[attr-defined]
+    sql_type = EXTRACT_MODELS[table.name].__table__.c[col.name].type
     length = getattr(sql_type, "length", None)
     return int(length) if col.type == "str" and length else None
 
@@ -116,6 +116,8 @@ def validate(
     typed_exprs: list[pl.Expr] = []
     for col in table.columns:
         v = pl.col(col.name)
+        typed: pl.Expr
+        well_formed: pl.Expr
         if col.type == "date":
             parsed = v.str.to_date("%Y-%m-%d", strict=False)
             well_formed = v.str.contains(_DATE_RE) & parsed.is_not_null()
@@ -163,9 +165,7 @@ def validate(
                 )
             )
         elif col.type == "int":
-            checks.append(
-                (~ok, label, "bad_integer", pl.format("'{}' is not a whole number", v))
-            )
+            checks.append((~ok, label, "bad_integer", pl.format("'{}' is not a whole number", v)))
         elif col.type == "decimal":
             scale = (col.decimal or (18, 2))[1]
             checks.append(
@@ -235,7 +235,9 @@ def validate(
                 s.is_not_null() & e.is_not_null() & (e < s),
                 end,
                 "end_before_start",
-                pl.format("{} {} is before {} {}", pl.lit(end), pl.col(end), pl.lit(start), pl.col(start)),
+                pl.format(
+                    "{} {} is before {} {}", pl.lit(end), pl.col(end), pl.lit(start), pl.col(start)
+                ),
             )
         )
     for part, total in table.not_exceeding:
@@ -245,7 +247,13 @@ def validate(
                 p.is_not_null() & w.is_not_null() & (p > w),
                 part,
                 "exceeds_total",
-                pl.format("{} ({}) is more than {} ({})", pl.lit(part), pl.col(part), pl.lit(total), pl.col(total)),
+                pl.format(
+                    "{} ({}) is more than {} ({})",
+                    pl.lit(part),
+                    pl.col(part),
+                    pl.lit(total),
+                    pl.col(total),
+                ),
             )
         )
     for end, dependent in table.null_while_open:
@@ -254,7 +262,12 @@ def validate(
                 pl.col(end).is_null() & pl.col(dependent).is_not_null(),
                 dependent,
                 "set_while_open",
-                pl.format("{} is '{}' but {} is empty (still open)", pl.lit(dependent), pl.col(dependent), pl.lit(end)),
+                pl.format(
+                    "{} is '{}' but {} is empty (still open)",
+                    pl.lit(dependent),
+                    pl.col(dependent),
+                    pl.lit(end),
+                ),
             )
         )
     for key in table.keys:
