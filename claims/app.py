@@ -7,6 +7,7 @@ prints. Tests call these directly.
 from __future__ import annotations
 
 import shutil
+from importlib import metadata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -14,6 +15,7 @@ from typing import Literal
 from sqlalchemy import Engine
 
 import warehouse
+from claims.render import render
 from claims.resources import migrations_dir
 from claims.settings import Settings
 from warehouse.synth import SynthSummary, synthesise
@@ -138,6 +140,17 @@ def demo(
     summary = synth(extracts, families=families, seed=seed, progress=progress)
     settings = Settings(database_url=f"sqlite:///{db_file.resolve()}")
     result = load(settings, extracts, progress=progress)
+    readme = render(
+        "demo_readme.md.j2",
+        families=families,
+        seed=seed,
+        version=metadata.version("tfclaims"),
+        contract_version=warehouse.CONTRACT_VERSION,
+        batch_id=result.batch_id,
+        tables=result.tables,
+        database_url=settings.database_url,
+    )
+    (workdir / "README.md").write_text(readme, encoding="utf-8")
     return DemoResult(
         workdir=workdir,
         extracts=extracts,

@@ -72,3 +72,4 @@ def test_demo_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     }
     assert loaded["families"] == 300
     assert report["counts"] == loaded
+    assert "seed 2018" in (workdir / "README.md").read_text()
