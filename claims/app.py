@@ -7,8 +7,8 @@ prints. Tests call these directly.
 from __future__ import annotations
 
 import shutil
-from importlib import metadata
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Literal
 
