@@ -22,7 +22,7 @@ from warehouse.db import write_transaction
 from warehouse.errors import WarehouseError
 from warehouse.extract import RawExtract, discover, read_extract
 from warehouse.faults import fault_point
-from warehouse.models import LoadBatch, LoadFile, TableState
+from warehouse.models import EXTRACT_MODELS, LoadBatch, LoadFile, TableState
 from warehouse.query import loaded_tables, read_column
 from warehouse.safefiles import write_csv
 from warehouse.validate import REJECT_COLUMNS, DateBounds, Validated, validate
@@ -30,6 +30,8 @@ from warehouse.validate import REJECT_COLUMNS, DateBounds, Validated, validate
 Mode = Literal["all_or_nothing", "quarantine"]
 
 REJECTS_FILE = "rejects.csv"
+
+EXTRACT_TABLES = {name: model.__table__ for name, model in EXTRACT_MODELS.items()}
 
 
 class Progress:
@@ -161,7 +163,7 @@ def load_folder(
     progress.stage("writing", sum(t.loaded for t in tables))
     with write_transaction(engine) as conn:
         for t in tables:
-            replace_rows(conn, table(t.table).db_table, results[t.table].valid, progress.advance)
+            replace_rows(conn, EXTRACT_TABLES[t.table], results[t.table].valid, progress.advance)
             fault_point(f"load:after:{t.table}")
         finished = dt.datetime.now(dt.UTC)
         batch_id = conn.execute(

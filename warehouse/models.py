@@ -85,7 +85,7 @@ class Base(DeclarativeBase):
 class Family(Base):
     __tablename__ = "families"
     row_no: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    family_id: Mapped[str] = mapped_column(String(64), unique=True)
+    family_id: Mapped[str] = mapped_column(String(64), index=True, unique=True)
     locality: Mapped[str] = mapped_column(String(64))
     attached_on: Mapped[dt.date | None] = mapped_column(Date)
     lead_worker: Mapped[str | None] = mapped_column(String(200))
@@ -95,7 +95,7 @@ class Family(Base):
 class Person(Base):
     __tablename__ = "people"
     row_no: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    person_id: Mapped[str] = mapped_column(String(64), unique=True)
+    person_id: Mapped[str] = mapped_column(String(64), index=True, unique=True)
     family_id: Mapped[str] = mapped_column(String(64), index=True)
     role: Mapped[str] = mapped_column(String(16))
     birth_date: Mapped[dt.date | None] = mapped_column(Date)
@@ -202,7 +202,7 @@ class ClaimHistory(Base):
 
     __tablename__ = "claims_history"
     row_no: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    family_id: Mapped[str] = mapped_column(String(64), unique=True)
+    family_id: Mapped[str] = mapped_column(String(64), index=True, unique=True)
     claimed_on: Mapped[dt.date] = mapped_column(Date)
     claim_window: Mapped[str] = mapped_column(String(7))
     basis: Mapped[str] = mapped_column(String(8))
