@@ -11,10 +11,10 @@ import datetime as dt
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 import polars as pl
-from sqlalchemy import Engine, delete, insert
+from sqlalchemy import Engine, Table, delete, insert
 
 from warehouse.bulk import replace_rows
 from warehouse.contract import CONTRACT_VERSION, table
@@ -31,7 +31,9 @@ Mode = Literal["all_or_nothing", "quarantine"]
 
 REJECTS_FILE = "rejects.csv"
 
-EXTRACT_TABLES = {name: model.__table__ for name, model in EXTRACT_MODELS.items()}
+EXTRACT_TABLES: dict[str, Table] = {
+    name: cast(Table, model.__table__) for name, model in EXTRACT_MODELS.items()
+}
 
 
 class Progress:
