@@ -81,19 +81,20 @@ class Result:
 
     def explain(self, indent: str = "  ") -> str:
         """A readable tree of states, figures, dates and rows."""
-        lines = []
-        for depth, r in self.walk():
-            text = f"{indent * depth}[{r.state}] {r.what}"
-            if r.person_id:
-                text += f" (person {r.person_id})"
-            if r.earliest:
-                text += f"; earliest {r.earliest.isoformat()}"
-            if r.figures:
-                text += "; " + ", ".join(f"{k}={_show(v)}" for k, v in r.figures.items())
-            if r.rows:
-                text += "; rows " + ", ".join(str(x) for x in r.rows)
-            lines.append(text)
-        return "\n".join(lines)
+        return "\n".join(f"{indent * depth}{r.line()}" for depth, r in self.walk())
+
+    def line(self) -> str:
+        """This result alone, on one line: state, what, person, earliest date, figures, rows."""
+        text = f"[{self.state}] {self.what}"
+        if self.person_id:
+            text += f" (person {self.person_id})"
+        if self.earliest:
+            text += f"; earliest {self.earliest.isoformat()}"
+        if self.figures:
+            text += "; " + ", ".join(f"{k}={_show(v)}" for k, v in self.figures.items())
+        if self.rows:
+            text += "; rows " + ", ".join(str(x) for x in self.rows)
+        return text
 
 
 def _show(value: Figure) -> str:
@@ -219,17 +220,13 @@ class FamilyResult:
             f"claimable: {'yes (' + str(self.basis) + ')' if self.claimable else 'no'}; "
             f"claimed before: {_claimed(self.claimed)}",
             "eligibility:",
-            _indent(self.eligibility.explain()),
+            _indent(self.eligibility.line()),
         ]
         for h in self.headlines:
             lines.append(f"headline {h.code}:")
             lines.append(_indent(h.identification.explain()))
-            for i in h.indicators:
-                if i.outcome is not None:
-                    lines.append(f"  outcome for indicator {i.code}:")
-                    lines.append(_indent(i.outcome.explain(), 2))
             if h.outcome is not None:
-                lines.append("  outcome:")
+                lines.append("  outcome at E:")
                 lines.append(_indent(h.outcome.explain(), 2))
         lines += ["SSP:", _indent(self.ssp.explain()), "CE:", _indent(self.ce.explain())]
         return "\n".join(lines)
