@@ -694,11 +694,13 @@ def _tables_used(rule: Rule) -> set[str]:
             if isinstance(spec, Age | EachPerson):
                 used.add("people")
             elif isinstance(spec, WeeksInWork):
-                used.update((spec.employment.table, spec.out_of_work.table))
+                used.update((spec.employment.table, spec.out_of_work.table, "people"))
             else:
                 table = getattr(spec, "table", None)
                 if isinstance(table, str):
                     used.add(table)
+                    if TABLES[table].key == "person_id":
+                        used.add("people")  # person rows reach a family through people
                 window = getattr(spec, "window", None)
                 if isinstance(window, InTerms):
                     used.add("attendance")
