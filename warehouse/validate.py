@@ -270,23 +270,26 @@ def validate(
                 ),
             )
         )
-    for key in table.keys:
+    # Window expressions are computed over every row before any filtering.
+    firsts: list[pl.Expr] = []
+    for i, key in enumerate(table.keys):
         typed_key = [_typed_name(k) for k in key]
         complete = pl.all_horizontal(pl.col(k).is_not_null() for k in typed_key)
-        first = pl.col(ROW_COLUMN).min().over(typed_key)
-        label_key = ", ".join(key)
+        first_name = f"__first_{i}"
+        firsts.append(
+            pl.when(complete).then(pl.col(ROW_COLUMN).min().over(typed_key)).alias(first_name)
+        )
+        first = pl.col(first_name)
         checks.append(
             (
-                complete & (pl.col(ROW_COLUMN) != first),
+                first.is_not_null() & (pl.col(ROW_COLUMN) != first),
                 key[-1] if len(key) > 1 else key[0],
                 "duplicate_key",
-                pl.format(
-                    "repeats ({}) already given on row {}",
-                    pl.lit(label_key),
-                    first,
-                ),
+                pl.format("repeats ({}) already given on row {}", pl.lit(", ".join(key)), first),
             )
         )
+    if firsts:
+        df = df.with_columns(firsts)
 
     rejects = _collect_rejects(df, name, table, checks)
     bad_rows = rejects.get_column("row").unique()
@@ -305,10 +308,10 @@ def _collect_rejects(
 ) -> pl.DataFrame:
     value_of = {c.name: pl.col(c.name) for c in table.columns}
     parts = [
-        # Select before filtering, so window expressions see every row.
+        # Messages are built only for the rows that fail.
         df.lazy()
+        .filter(mask)
         .select(
-            mask.alias("__mask"),
             pl.lit(file_name).alias("file"),
             pl.col(ROW_COLUMN).alias("row"),
             pl.lit(column).alias("column"),
@@ -316,8 +319,6 @@ def _collect_rejects(
             value_of[column].cast(pl.String).alias("value"),
             message.cast(pl.String).alias("message"),
         )
-        .filter(pl.col("__mask"))
-        .drop("__mask")
         for mask, column, rule, message in checks
     ]
     schema = {
