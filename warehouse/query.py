@@ -66,12 +66,16 @@ def read_table(engine: Engine, name: str) -> pl.DataFrame:
             else pl.DataFrame(schema={c: pl.String for c in cols})
         )
     else:
-        rows = _dbapi_rows(engine, sql)
-        raw = pl.DataFrame(
-            [[None if v is None else str(v) for v in r] for r in rows] if rows else None,
-            schema={c: pl.String for c in cols},
-            orient="row",
-        )
+        # SQLite hands back ints for integer columns and text for the rest
+        # (dates and exact decimals are stored as text).
+        schema = {
+            c: pl.Int64 if c == "row_no" or t.column(c).type == "int" else pl.String for c in cols
+        }
+        with engine.connect() as conn:
+            cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            rows = cur.execute(sql).fetchall()
+            cur.close()
+        raw = pl.DataFrame(rows or None, schema=schema, orient="row")
     return _typed(t, raw)
 
 
