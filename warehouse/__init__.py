@@ -3,10 +3,10 @@
 from warehouse.contract import CONTRACT_VERSION, TABLES, Column, Table, table
 from warehouse.db import current_revision, ensure_current, head_revision, make_engine, upgrade
 from warehouse.errors import ExtractError, WarehouseError
-from warehouse.load import LoadRejected, LoadResult, Progress, TableLoad, load_folder
+from warehouse.load import LoadRejected, LoadResult, Progress, load_folder
 from warehouse.query import (
-    BatchFile,
     BatchInfo,
+    TableLoad,
     current_batches,
     load_batches,
     loaded_tables,
@@ -20,7 +20,6 @@ __all__ = [
     "CONTRACT_VERSION",
     "RULES",
     "TABLES",
-    "BatchFile",
     "BatchInfo",
     "Column",
     "DateBounds",

@@ -23,7 +23,7 @@ from warehouse.errors import WarehouseError
 from warehouse.extract import RawExtract, discover, read_extract
 from warehouse.faults import fault_point
 from warehouse.models import EXTRACT_MODELS, LoadBatch, LoadFile, TableState
-from warehouse.query import loaded_tables, read_column
+from warehouse.query import TableLoad, loaded_tables, read_column
 from warehouse.safefiles import write_csv
 from warehouse.validate import REJECT_COLUMNS, DateBounds, Validated, validate
 
@@ -44,18 +44,6 @@ class Progress:
 
     def advance(self, n: int) -> None:
         """``n`` more units of the current stage are done."""
-
-
-@dataclass(frozen=True)
-class TableLoad:
-    """What one file did."""
-
-    table: str
-    file: str
-    sha256: str
-    rows: int
-    loaded: int
-    rejected: int
 
 
 @dataclass(frozen=True)

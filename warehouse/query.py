@@ -99,8 +99,8 @@ def table_counts(engine: Engine) -> dict[str, int]:
 
 
 @dataclass(frozen=True)
-class BatchFile:
-    """One file of a recorded load batch."""
+class TableLoad:
+    """One file of a load batch: its table, hash and row counts."""
 
     table: str
     file: str
@@ -121,7 +121,7 @@ class BatchInfo:
     mode: str
     rows_loaded: int
     rows_rejected: int
-    files: list[BatchFile]
+    files: list[TableLoad]
 
 
 def load_batches(engine: Engine, ids: list[int] | None = None) -> list[BatchInfo]:
@@ -140,7 +140,7 @@ def load_batches(engine: Engine, ids: list[int] | None = None) -> list[BatchInfo
                 b.rows_loaded,
                 b.rows_rejected,
                 [
-                    BatchFile(
+                    TableLoad(
                         f.table_name,
                         f.file_name,
                         f.sha256,
