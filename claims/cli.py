@@ -14,9 +14,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NoReturn, TypeVar
 
 import click
+from polars.exceptions import PanicException
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -363,6 +364,17 @@ def bench_load(families: int, backend: str, pg_url: str | None, seed: int, as_js
 # ----------------------------------------------------------------------------- entry point
 
 
+def one_line(message: str) -> str:
+    """``message`` as one printable line: control characters are shown escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+
+
+def fail(message: str, code: int) -> NoReturn:
+    """Print ``error: message`` as one line on stderr and exit with ``code``."""
+    click.echo(f"error: {one_line(message)}", err=True)
+    sys.exit(code)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: runs the CLI, turning errors into one line."""
     debug = os.environ.get("TFCLAIMS_DEBUG") == "1"
@@ -371,28 +383,23 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.Abort:
-        err.print("aborted")
-        sys.exit(130)
+        fail("aborted", 130)
     except click.ClickException as exc:
-        click.echo(f"error: {exc.format_message()}", err=True)
-        sys.exit(exc.exit_code)
+        fail(exc.format_message(), exc.exit_code)
     except warehouse.WarehouseError as exc:
         if debug:
             raise
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_BAD_INPUT)
+        fail(str(exc), EXIT_BAD_INPUT)
     except KeyboardInterrupt:
-        click.echo("interrupted: nothing was committed by the step in progress", err=True)
-        sys.exit(130)
-    except Exception as exc:
+        fail("interrupted: nothing was committed by the step in progress", 130)
+    except (Exception, PanicException) as exc:
         if debug:
             raise
-        click.echo(
-            f"error: unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
-            "(set TFCLAIMS_DEBUG=1 for details)",
-            err=True,
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        fail(
+            f"unexpected {type(exc).__name__}: {first} (set TFCLAIMS_DEBUG=1 for details)",
+            EXIT_FAILED,
         )
-        sys.exit(EXIT_FAILED)
 
 
 if __name__ == "__main__":

@@ -8,8 +8,13 @@ line that names the file and the problem. Row-level breaches are left to
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,6 +88,10 @@ def read_extract(file: ExtractFile) -> RawExtract:
     return RawExtract(file, frame, digest, extra)
 
 
+# Openings that make polars decompress a "CSV": zlib, gzip and zstd magic bytes.
+_COMPRESSED = (b"x\x01", b"x^", b"x\x9c", b"x\xda", b"\x1f\x8b", b"\x28\xb5\x2f\xfd")
+
+
 def _read_csv(name: str, data: bytes) -> pl.DataFrame:
     if not data.strip():
         raise ExtractError(f"{name}: the file is empty (a header row is required)")
@@ -90,12 +99,15 @@ def _read_csv(name: str, data: bytes) -> pl.DataFrame:
         raise ExtractError(f"{name}: not a text CSV file (it contains binary data)")
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
+    if data.startswith(_COMPRESSED):
+        raise ExtractError(f"{name}: looks compressed; extracts must be plain UTF-8 CSV")
     try:
-        data.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ExtractError(
             f"{name}: not valid UTF-8 at byte {exc.start} (save the extract as UTF-8)"
         ) from exc
+    _check_header(name, text)
     try:
         return pl.read_csv(
             io.BytesIO(data),
@@ -105,22 +117,57 @@ def _read_csv(name: str, data: bytes) -> pl.DataFrame:
             raise_if_empty=True,
             truncate_ragged_lines=False,
         )
-    except (pl.exceptions.PolarsError, ValueError) as exc:
+    except (pl.exceptions.PolarsError, ValueError, OSError, pl.exceptions.PanicException) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ExtractError(f"{name}: not a well-formed CSV file ({reason[:160]})") from exc
+
+
+def _check_header(name: str, text: str) -> None:
+    """Refuse a header that names a column twice (polars would rename the second)."""
+    first_line = text.split("\n", 1)[0]
+    try:
+        header = next(csv.reader([first_line]), [])
+    except csv.Error:
+        return  # polars reports the malformed header
+    names = [h.strip() for h in header]
+    repeated = sorted({h for h in names if names.count(h) > 1})
+    if repeated:
+        raise ExtractError(f"{name}: column {', '.join(repeated)} appears more than once")
 
 
 def _read_parquet(name: str, data: bytes) -> pl.DataFrame:
     if not data:
         raise ExtractError(f"{name}: the file is empty")
+    if not (data.startswith(b"PAR1") and data.endswith(b"PAR1")):
+        raise ExtractError(f"{name}: not a readable Parquet file (truncated or corrupt)")
     try:
-        frame = pl.read_parquet(io.BytesIO(data))
-    except Exception as exc:  # polars raises several unrelated types for corrupt files
+        with _quiet_stderr():
+            frame = pl.read_parquet(io.BytesIO(data))
+    except (Exception, pl.exceptions.PanicException) as exc:
+        # polars raises several unrelated types, and may panic, on corrupt files
         raise ExtractError(f"{name}: not a readable Parquet file (truncated or corrupt)") from exc
     try:
         return frame.select(pl.all().cast(pl.String))
     except pl.exceptions.PolarsError as exc:
         raise ExtractError(f"{name}: has a column type that cannot be read as text") from exc
+
+
+@contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence file descriptor 2 while polars reads an untrusted file.
+
+    A panic inside polars' Rust code prints its own text straight to stderr
+    before Python sees the exception; the user gets our one line instead.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _conform(name: str, table: Table, frame: pl.DataFrame) -> tuple[pl.DataFrame, tuple[str, ...]]:
@@ -134,7 +181,7 @@ def _conform(name: str, table: Table, frame: pl.DataFrame) -> tuple[pl.DataFrame
             f"{name}: missing column{'s' if len(missing) > 1 else ''} "
             f"{', '.join(missing)} (column names must match the contract exactly{hint})"
         )
-    if len(set(columns)) != len(columns):
+    if len(set(columns)) != len(columns):  # a Parquet file can repeat a column name
         dup = sorted({c for c in columns if columns.count(c) > 1})
         raise ExtractError(f"{name}: column {', '.join(dup)} appears more than once")
     extra = tuple(c for c in columns if c not in table.column_names)

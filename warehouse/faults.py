@@ -18,5 +18,8 @@ def fault_point(name: str) -> None:
         return
     marker = os.environ.get("TFCLAIMS_FAULT_FILE")
     if marker:
-        Path(marker).write_text(name)
+        # Write then rename, so a watcher never sees the file before its content.
+        tmp = Path(f"{marker}.tmp")
+        tmp.write_text(name)
+        tmp.replace(marker)
     time.sleep(float(os.environ.get("TFCLAIMS_FAULT_SLEEP", "120")))

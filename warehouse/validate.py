@@ -38,8 +38,9 @@ RULES: dict[str, str] = {
 }
 """Every rule code the loader reports, with what it means."""
 
-_DATE_RE = r"^\d{4}-\d{2}-\d{2}$"
-_INT_RE = r"^[+-]?\d{1,18}$"
+_DATE_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+# At most 9 digits: every integer column is a 32-bit INTEGER in the warehouse.
+_INT_RE = r"^[+-]?[0-9]{1,9}$"
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ def _max_length(table: Table, col: Column) -> int | None:
 
 def _decimal_re(col: Column) -> str:
     precision, scale = col.decimal or (18, 2)
-    return rf"^[+-]?\d{{1,{precision - scale}}}(\.\d{{1,{scale}}})?$"
+    return rf"^[+-]?[0-9]{{1,{precision - scale}}}(\.[0-9]{{1,{scale}}})?$"
 
 
 def validate(
@@ -132,7 +133,10 @@ def validate(
             well_formed = pl.lit(True)
             typed = v
         typed_exprs.append(typed.alias(_typed_name(col.name)))
-        typed_exprs.append((v.is_null() | well_formed).alias(_ok_name(col.name)))
+        # A value present in the file must convert: never let one become null.
+        typed_exprs.append(
+            (v.is_null() | (well_formed & typed.is_not_null())).alias(_ok_name(col.name))
+        )
     df = df.with_columns(typed_exprs)
 
     for col in table.columns:
