@@ -129,7 +129,7 @@ def _check_header(name: str, text: str) -> None:
         header = next(csv.reader([first_line]), [])
     except csv.Error:
         return  # polars reports the malformed header
-    names = [h.strip() for h in header]
+    names = list(header)  # names match exactly: "kind " is not "kind"
     repeated = sorted({h for h in names if names.count(h) > 1})
     if repeated:
         raise ExtractError(f"{name}: column {', '.join(repeated)} appears more than once")
