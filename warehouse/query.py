@@ -124,6 +124,11 @@ class BatchInfo:
     files: list[TableLoad]
 
 
+def _utc(moment: dt.datetime) -> dt.datetime:
+    """SQLite drops the zone of a stored timestamp; every one written here is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
 def load_batches(engine: Engine, ids: list[int] | None = None) -> list[BatchInfo]:
     """Recorded load batches, newest first (all of them, or those in ``ids``)."""
     with Session(engine) as session:
@@ -133,8 +138,8 @@ def load_batches(engine: Engine, ids: list[int] | None = None) -> list[BatchInfo
         return [
             BatchInfo(
                 b.id,
-                b.started_at,
-                b.finished_at,
+                _utc(b.started_at),
+                _utc(b.finished_at),
                 b.source_dir,
                 b.mode,
                 b.rows_loaded,
