@@ -13,12 +13,14 @@ from warehouse.query import (
     read_table,
     table_counts,
 )
+from warehouse.runs import RUN_FAMILY_COLUMNS, RunInfo, evaluation_runs, record_evaluation
 from warehouse.safefiles import atomic_writer, neutralise, write_csv
 from warehouse.validate import RULES, DateBounds
 
 __all__ = [
     "CONTRACT_VERSION",
     "RULES",
+    "RUN_FAMILY_COLUMNS",
     "TABLES",
     "BatchInfo",
     "Column",
@@ -27,6 +29,7 @@ __all__ = [
     "LoadRejected",
     "LoadResult",
     "Progress",
+    "RunInfo",
     "Table",
     "TableLoad",
     "WarehouseError",
@@ -34,6 +37,7 @@ __all__ = [
     "current_batches",
     "current_revision",
     "ensure_current",
+    "evaluation_runs",
     "head_revision",
     "load_batches",
     "load_folder",
@@ -41,6 +45,7 @@ __all__ = [
     "make_engine",
     "neutralise",
     "read_table",
+    "record_evaluation",
     "table",
     "table_counts",
     "upgrade",

@@ -1,19 +1,20 @@
-"""Fast bulk replacement of a table's rows: COPY on PostgreSQL, executemany on SQLite.
+"""Fast bulk writes: COPY on PostgreSQL, executemany on SQLite.
 
-Both run inside the caller's transaction, so a replacement is atomic with the
-rest of the load: a failure or a killed process rolls all of it back.
+Everything runs inside the caller's transaction, so a write is atomic with
+the rest of the step: a failure or a killed process rolls all of it back.
 
-The table's indexes (and on PostgreSQL its primary key) are dropped for the
-insert and rebuilt after it, in the same transaction: building an index once
-from complete data is several times faster than maintaining it row by row. A
-duplicate that slipped past validation still fails the rebuild of a unique
-index, and so the load.
+``replace_rows`` drops the table's indexes (and on PostgreSQL its primary key)
+for the insert and rebuilds them after it, in the same transaction: building
+an index once from complete data is several times faster than maintaining it
+row by row. A duplicate that slipped past validation still fails the rebuild
+of a unique index, and so the load.
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from typing import Any
 
 import polars as pl
 from sqlalchemy import Connection, Table
@@ -31,6 +32,51 @@ def _as_text(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _cursor(conn: Connection) -> Any:
+    return conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+
+
+def _copy(
+    cur: Any, table: Table, text: pl.DataFrame, advance: Advance | None, *, freeze: bool
+) -> None:
+    """One COPY for the whole frame, fed in chunks."""
+    quoted = ", ".join(f'"{c}"' for c in text.columns)
+    options = "FORMAT csv, FREEZE" if freeze else "FORMAT csv"
+    with cur.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN ({options})') as copy:
+        for offset in range(0, text.height, CHUNK_ROWS):
+            chunk = text.slice(offset, CHUNK_ROWS)
+            buf = io.BytesIO()
+            chunk.write_csv(buf, include_header=False, null_value="")
+            copy.write(buf.getvalue())
+            if advance:
+                advance(chunk.height)
+
+
+def _executemany(cur: Any, table: Table, text: pl.DataFrame, advance: Advance | None) -> None:
+    quoted = ", ".join(f'"{c}"' for c in text.columns)
+    marks = ", ".join("?" for _ in text.columns)
+    sql = f'INSERT INTO "{table.name}" ({quoted}) VALUES ({marks})'
+    for offset in range(0, text.height, CHUNK_ROWS):
+        chunk = text.slice(offset, CHUNK_ROWS)
+        cur.executemany(sql, chunk.iter_rows())
+        if advance:
+            advance(chunk.height)
+
+
+def append_rows(
+    conn: Connection, table: Table, frame: pl.DataFrame, advance: Advance | None = None
+) -> None:
+    """Insert ``frame`` (columns named as in the table) into ``table``."""
+    cur = _cursor(conn)
+    try:
+        if conn.dialect.name == "postgresql":
+            _copy(cur, table, _as_text(frame), advance, freeze=False)
+        else:
+            _executemany(cur, table, _as_text(frame), advance)
+    finally:
+        cur.close()
+
+
 def replace_rows(
     conn: Connection, table: Table, frame: pl.DataFrame, advance: Advance | None = None
 ) -> None:
@@ -39,53 +85,22 @@ def replace_rows(
     for ix in indexes:
         ix.drop(conn)
     text = _as_text(frame)
-    if conn.dialect.name == "postgresql":
-        _copy_postgresql(conn, table, text, advance)
-    else:
-        _insert_sqlite(conn, table, text, advance)
+    cur = _cursor(conn)
+    try:
+        if conn.dialect.name == "postgresql":
+            pk = str(table.primary_key.name)
+            pk_cols = ", ".join(f'"{c.name}"' for c in table.primary_key.columns)
+            cur.execute("SET LOCAL maintenance_work_mem = '256MB'")
+            cur.execute(f'ALTER TABLE "{table.name}" DROP CONSTRAINT "{pk}"')
+            cur.execute(f'TRUNCATE "{table.name}"')
+            # FREEZE is allowed because the table was truncated in this
+            # transaction, and spares the rows a later vacuum.
+            _copy(cur, table, text, advance, freeze=True)
+            cur.execute(f'ALTER TABLE "{table.name}" ADD CONSTRAINT "{pk}" PRIMARY KEY ({pk_cols})')
+        else:
+            cur.execute(f'DELETE FROM "{table.name}"')
+            _executemany(cur, table, text, advance)
+    finally:
+        cur.close()
     for ix in indexes:
         ix.create(conn)
-
-
-def _copy_postgresql(
-    conn: Connection, table: Table, text: pl.DataFrame, advance: Advance | None
-) -> None:
-    quoted = ", ".join(f'"{c}"' for c in text.columns)
-    pk = str(table.primary_key.name)
-    pk_cols = ", ".join(f'"{c.name}"' for c in table.primary_key.columns)
-    cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cur.execute("SET LOCAL maintenance_work_mem = '256MB'")
-        cur.execute(f'ALTER TABLE "{table.name}" DROP CONSTRAINT "{pk}"')
-        cur.execute(f'TRUNCATE "{table.name}"')
-        # One COPY for the whole table, fed in chunks; FREEZE is allowed because
-        # the table was truncated in this transaction, and spares a later vacuum.
-        with cur.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN (FORMAT csv, FREEZE)') as copy:
-            for offset in range(0, text.height, CHUNK_ROWS):
-                chunk = text.slice(offset, CHUNK_ROWS)
-                buf = io.BytesIO()
-                chunk.write_csv(buf, include_header=False, null_value="")
-                copy.write(buf.getvalue())
-                if advance:
-                    advance(chunk.height)
-        cur.execute(f'ALTER TABLE "{table.name}" ADD CONSTRAINT "{pk}" PRIMARY KEY ({pk_cols})')
-    finally:
-        cur.close()
-
-
-def _insert_sqlite(
-    conn: Connection, table: Table, text: pl.DataFrame, advance: Advance | None
-) -> None:
-    quoted = ", ".join(f'"{c}"' for c in text.columns)
-    marks = ", ".join("?" for _ in text.columns)
-    sql = f'INSERT INTO "{table.name}" ({quoted}) VALUES ({marks})'
-    cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cur.execute(f'DELETE FROM "{table.name}"')
-        for offset in range(0, text.height, CHUNK_ROWS):
-            chunk = text.slice(offset, CHUNK_ROWS)
-            cur.executemany(sql, chunk.iter_rows())
-            if advance:
-                advance(chunk.height)
-    finally:
-        cur.close()

@@ -274,3 +274,42 @@ class TableState(Base):
     batch_id: Mapped[int] = mapped_column(ForeignKey("load_batch.id"))
     loaded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     row_count: Mapped[int] = mapped_column(BigInteger)
+
+
+class EvaluationRun(Base):
+    """One evaluation of a plan at E: what was read, with which plan, and the totals."""
+
+    __tablename__ = "evaluation_run"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    as_of: Mapped[dt.date] = mapped_column(Date)
+    plan_name: Mapped[str] = mapped_column(String(100))
+    plan_hash: Mapped[str] = mapped_column(String(64))
+    software_version: Mapped[str] = mapped_column(String(32))
+    # JSON object: extract table -> load batch id whose snapshot was read
+    load_batches: Mapped[str] = mapped_column(Text)
+    families: Mapped[int] = mapped_column(BigInteger)
+    eligible: Mapped[int] = mapped_column(BigInteger)
+    claimable: Mapped[int] = mapped_column(BigInteger)
+
+
+class EvaluationFamily(Base):
+    """One family's result in an evaluation run (the per-family summary columns)."""
+
+    __tablename__ = "evaluation_family"
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("evaluation_run.id", ondelete="CASCADE"), primary_key=True
+    )
+    family_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    locality: Mapped[str] = mapped_column(String(64))
+    attached_on: Mapped[dt.date | None] = mapped_column(Date)
+    eligible: Mapped[bool] = mapped_column()
+    headlines: Mapped[str] = mapped_column(Text)  # ;-separated headline codes identified
+    ssp_state: Mapped[str] = mapped_column(String(8))
+    ssp_earliest: Mapped[dt.date | None] = mapped_column(Date)
+    ce_state: Mapped[str] = mapped_column(String(8))
+    ce_earliest: Mapped[dt.date | None] = mapped_column(Date)
+    claimed: Mapped[bool | None] = mapped_column()
+    claimable: Mapped[bool] = mapped_column()
+    basis: Mapped[str | None] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(24))

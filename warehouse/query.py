@@ -124,7 +124,7 @@ class BatchInfo:
     files: list[TableLoad]
 
 
-def _utc(moment: dt.datetime) -> dt.datetime:
+def as_utc(moment: dt.datetime) -> dt.datetime:
     """SQLite drops the zone of a stored timestamp; every one written here is UTC."""
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
@@ -138,8 +138,8 @@ def load_batches(engine: Engine, ids: list[int] | None = None) -> list[BatchInfo
         return [
             BatchInfo(
                 b.id,
-                _utc(b.started_at),
-                _utc(b.finished_at),
+                as_utc(b.started_at),
+                as_utc(b.finished_at),
                 b.source_dir,
                 b.mode,
                 b.rows_loaded,
