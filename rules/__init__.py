@@ -17,6 +17,7 @@ from rules.dates import (
     months_before,
     window_before,
 )
+from rules.evaluator import Evaluation, evaluate
 from rules.loader import (
     PlanError,
     PlanProblem,
@@ -45,6 +46,7 @@ __all__ = [
     "TABLES",
     "Basis",
     "DateWindow",
+    "Evaluation",
     "FamilyResult",
     "Figure",
     "HeadlineResult",
@@ -66,6 +68,7 @@ __all__ = [
     "combine",
     "content_hash",
     "default_plan_path",
+    "evaluate",
     "evaluate_family_reference",
     "evaluate_reference",
     "first_day_after",

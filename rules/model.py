@@ -98,6 +98,7 @@ __all__ = [
     "iter_criteria",
     "node_spec",
     "primitive_name",
+    "tables_read",
 ]
 
 Anchor = Literal["A", "E"]
@@ -1064,3 +1065,31 @@ def iter_criteria(node: BaseModel) -> Iterator[BaseModel]:
         yield from iter_criteria(spec)
     elif isinstance(node, EachPersonNode):
         yield from iter_criteria(spec.test)
+
+
+def tables_read(rule: Rule) -> set[str]:
+    """Every table a rule's test and guard steps read.
+
+    ``people`` is read by ages, by ``each_person`` and by every person-level
+    table (its rows reach a family through ``people``).
+    """
+    nodes = [rule.test] + [
+        s.if_ if s.if_ is not None else s.unless for s in rule.steps if isinstance(s, GuardStep)
+    ]
+    used: set[str] = set()
+    for node in nodes:
+        assert node is not None
+        for spec in iter_criteria(node):
+            if isinstance(spec, Age | EachPerson):
+                used.add("people")
+            elif isinstance(spec, WeeksInWork):
+                used.update((spec.employment.table, spec.out_of_work.table, "people"))
+            else:
+                table = getattr(spec, "table", None)
+                if isinstance(table, str):
+                    used.add(table)
+                    if TABLES[table].key == "person_id":
+                        used.add("people")
+                if isinstance(getattr(spec, "window", None), InTerms):
+                    used.add("attendance")
+    return used

@@ -34,9 +34,7 @@ from rules.model import (
     AllNode,
     AnyNode,
     Count,
-    EachPerson,
     EachPersonNode,
-    GuardStep,
     Headline,
     InTerms,
     NeedsStep,
@@ -60,9 +58,9 @@ from rules.model import (
     WaitStep,
     WeeksInWork,
     Window,
-    iter_criteria,
     node_spec,
     primitive_name,
+    tables_read,
 )
 from rules.results import (
     Basis,
@@ -682,31 +680,6 @@ def _with_person(result: Result, person: Row) -> Result:
     )
 
 
-def _tables_used(rule: Rule) -> set[str]:
-    """Every table a rule's test and guards read (``people`` for ages)."""
-    nodes = [rule.test] + [
-        s.if_ if s.if_ is not None else s.unless for s in rule.steps if isinstance(s, GuardStep)
-    ]
-    used: set[str] = set()
-    for node in nodes:
-        assert node is not None
-        for spec in iter_criteria(node):
-            if isinstance(spec, Age | EachPerson):
-                used.add("people")
-            elif isinstance(spec, WeeksInWork):
-                used.update((spec.employment.table, spec.out_of_work.table, "people"))
-            else:
-                table = getattr(spec, "table", None)
-                if isinstance(table, str):
-                    used.add(table)
-                    if TABLES[table].key == "person_id":
-                        used.add("people")  # person rows reach a family through people
-                window = getattr(spec, "window", None)
-                if isinstance(window, InTerms):
-                    used.add("attendance")
-    return used
-
-
 def _wait(step: WaitStep, ctx: Ctx) -> Result | None:
     period = step.wait.period
     start = period_before(ctx.e, period)
@@ -746,7 +719,7 @@ def run_rule(rule: Rule, ctx: Ctx, what: str) -> Result:
             return _wrap(waiting, what)
         i += 1
     explicit = {t for s in steps if isinstance(s, NeedsStep) for t in s.needs}
-    missing = _missing(_tables_used(rule) - explicit, ctx)
+    missing = _missing(tables_read(rule) - explicit, ctx)
     if missing is not None:
         return _wrap(missing, what)
     for step in steps[i:]:

@@ -1,0 +1,42 @@
+"""Differential property tests: the polars evaluator agrees with the reference evaluator."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from _rules_gen import Council, councils
+from hypothesis import HealthCheck, given, settings
+
+from rules import Plan, evaluate, evaluate_reference, load_plan
+
+PLAN = load_plan()
+
+
+def assert_agree(plan: Plan, council_sources: Any, as_of: date) -> None:
+    """Every state, earliest date and claim field agrees for every family."""
+    reference = {r.family_id: r for r in evaluate_reference(plan, council_sources, as_of)}
+    fast = evaluate(plan, council_sources, as_of)
+    states = fast.states()
+    assert set(states) == set(reference)
+    rows = {row["family_id"]: row for row in fast.families.iter_rows(named=True)}
+    for fid, ref in reference.items():
+        want, got = ref.states(), states[fid]
+        diffs = {
+            k: (want.get(k), got.get(k)) for k in set(want) | set(got) if want.get(k) != got.get(k)
+        }
+        assert not diffs, f"{fid}: (reference, polars) {diffs}\n{ref.explain()}"
+        row = rows[fid]
+        for name in ("eligible", "claimable", "claimed", "basis", "attached"):
+            assert row[name] == getattr(ref, name), f"{fid}: {name}"
+        for h in ref.headlines:
+            for i in h.indicators:
+                column = f"people:{h.code}.{i.code}"
+                if column in row:
+                    assert row[column] == list(i.people), f"{fid}: {column}"
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(councils(max_families=6))
+def test_polars_evaluator_agrees_with_the_reference(council: Council) -> None:
+    assert_agree(PLAN, council.sources(), council.as_of)
