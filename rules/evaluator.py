@@ -632,66 +632,102 @@ class _Compiler:
             (_week(pl.col("A")) + 1).alias("first"),
             pl.lit(_last_week(self.e), pl.Int64).alias("last"),
         )
-        # weeks fully inside merged employment, after A and ending by E
-        work = _merge(
-            self.rows(scope, emp.table, emp.where), scope.keys, TABLES[emp.table].date or ""
+        qualifying = _materialise(base).filter(
+            pl.col("req").is_not_null() & (pl.col("first") + pl.col("m") - 1 <= pl.col("last"))
         )
-        weeks = (
-            work.join(base.select(*scope.keys, "first", "last", "m"), on=scope.keys)
-            .filter(pl.col("m").is_not_null())
-            .with_columns(
+        bounds = qualifying.select(*scope.keys, "first", "last")
+        # Weeks in work come in runs: the full weeks inside merged employment, minus every
+        # week that an out-of-work spell touches. Work with runs (intervals of week numbers),
+        # never with single weeks, so the cost follows the number of spells, not of weeks.
+        work = _materialise(
+            _merge(self.rows(scope, emp.table, emp.where), scope.keys, TABLES[emp.table].date or "")
+            .join(bounds, on=scope.keys)
+            .select(
+                *scope.keys,
                 pl.max_horizontal(_ceil_week(pl.col("_s")), pl.col("first")).alias("_ws"),
                 pl.min_horizontal(_floor_week_end(pl.col("_e")), pl.col("last")).alias("_we"),
             )
             .filter(pl.col("_ws") <= pl.col("_we"))
-            .with_columns(pl.int_ranges(pl.col("_ws"), pl.col("_we") + 1).alias("w"))
-            .explode("w")
-            .select(*scope.keys, "first", "m", pl.col("w").cast(pl.Int64))
         )
-        # drop weeks touching any out-of-work spell (merged, so the last one starting by Sunday decides)
-        spells = _merge(benefits, scope.keys, tb.date or "").select(*scope.keys, "_s", "_e")
-        weeks = (
-            weeks.with_columns(
-                _sunday(pl.col("w")).alias("_sun"), _monday(pl.col("w")).alias("_mon")
+        touched = _materialise(
+            _merge(benefits, scope.keys, tb.date or "")
+            .join(bounds, on=scope.keys)
+            .select(
+                *scope.keys,
+                "first",
+                "last",
+                _week(pl.col("_s")).alias("_bs"),
+                _week(pl.col("_e")).alias("_be"),
             )
-            .sort("_sun")
-            .join_asof(
-                spells.sort("_s"),
-                left_on="_sun",
-                right_on="_s",
-                by=scope.keys,
-                strategy="backward",
-                check_sortedness=False,
-            )
-            .filter(pl.col("_e").is_null() | (pl.col("_e") < pl.col("_mon")))
-            .select(*scope.keys, "first", "m", "w")
-            .sort([*scope.keys, "w"])
+            .sort([*scope.keys, "_bs"])
+            .with_columns(pl.col("_be").cum_max().over(scope.keys).alias("_reach"))
         )
-        # windows ending at each week in work: count weeks in work among the M weeks up to it
-        ranked = weeks.with_columns(pl.int_range(1, pl.len() + 1).over(scope.keys).alias("j"))
-        before = ranked.select(*scope.keys, pl.col("w").alias("_pw"), pl.col("j").alias("_pj"))
+        # the weeks between out-of-work spells (and after the last one) are free of them
+        gaps = pl.concat(
+            [
+                touched.select(
+                    *scope.keys,
+                    (pl.col("_reach").shift(1).over(scope.keys) + 1)
+                    .fill_null(pl.col("first"))
+                    .alias("_fs"),
+                    (pl.col("_bs") - 1).alias("_fe"),
+                ),
+                touched.group_by(scope.keys).agg(
+                    (pl.col("_reach").max() + 1).alias("_fs"), pl.col("last").first().alias("_fe")
+                ),
+                bounds.join(touched.select(scope.keys).unique(), on=scope.keys, how="anti").select(
+                    *scope.keys, pl.col("first").alias("_fs"), pl.col("last").alias("_fe")
+                ),
+            ],
+            how="diagonal_relaxed",
+        ).filter(pl.col("_fs") <= pl.col("_fe"))
+        runs = _materialise(
+            work.join(gaps, on=scope.keys)
+            .select(
+                *scope.keys,
+                pl.max_horizontal("_ws", "_fs").alias("_rs"),
+                pl.min_horizontal("_we", "_fe").alias("_re"),
+            )
+            .filter(pl.col("_rs") <= pl.col("_re"))
+        )
+        # the best window starts at the first week or a run's start, or ends at a run's end
+        span = qualifying.select(*scope.keys, "first", "last", "m")
+        candidates = pl.concat(
+            [
+                span.select(*scope.keys, pl.col("first").alias("_c")),
+                runs.join(span, on=scope.keys).select(*scope.keys, pl.col("_rs").alias("_c")),
+                runs.join(span, on=scope.keys).select(
+                    *scope.keys, (pl.col("_re") - pl.col("m") + 1).alias("_c")
+                ),
+            ]
+        )
         counted = (
-            ranked.with_columns((pl.col("w") - pl.col("m")).alias("_t"))
-            .sort("_t")
-            .join_asof(
-                before.sort("_pw"),
-                left_on="_t",
-                right_on="_pw",
-                by=scope.keys,
-                strategy="backward",
-                check_sortedness=False,
+            candidates.join(span, on=scope.keys)
+            .select(
+                *scope.keys,
+                "m",
+                pl.min_horizontal(
+                    pl.max_horizontal("_c", "first"), pl.col("last") - pl.col("m") + 1
+                ).alias("_c"),
             )
-            .with_columns((pl.col("j") - pl.col("_pj").fill_null(0)).alias("_n"))
+            .unique()
+            .join(runs, on=scope.keys)
+            .with_columns(
+                (
+                    pl.min_horizontal("_re", pl.col("_c") + pl.col("m") - 1)
+                    - pl.max_horizontal("_rs", "_c")
+                    + 1
+                )
+                .clip(lower_bound=0)
+                .alias("_n")
+            )
+            .group_by([*scope.keys, "_c"])
+            .agg(pl.col("_n").sum())
+            .group_by(scope.keys)
+            .agg(pl.col("_n").max().alias("_best"))
         )
-        best = counted.group_by(scope.keys).agg(
-            pl.col("_n")
-            .filter(pl.col("w") - pl.col("m") + 1 >= pl.col("first"))
-            .max()
-            .alias("_best"),
-            (pl.col("w") <= pl.col("first") + pl.col("m") - 1).sum().alias("_first_n"),
-        )
-        found = base.join(best, on=scope.keys, how="left")
-        n = pl.max_horizontal(pl.col("_best").fill_null(0), pl.col("_first_n").fill_null(0))
+        found = base.join(counted, on=scope.keys, how="left")
+        n = pl.col("_best").fill_null(0)
         fits = pl.col("first") + pl.col("m") - 1 <= pl.col("last")
         state = (
             pl.when(pl.col("req").is_null())
@@ -839,30 +875,34 @@ def _last_week(e: date) -> int:
     return ((e - date(1970, 1, 1)).days - 3) // 7
 
 
-def _monday(w: pl.Expr) -> pl.Expr:
-    return (w * 7 - 3).cast(pl.Int32).cast(pl.Date)
-
-
 def _sunday(w: pl.Expr) -> pl.Expr:
     return (w * 7 + 3).cast(pl.Int32).cast(pl.Date)
 
 
 def _merge(rows: pl.LazyFrame, keys: list[str], start: str) -> pl.LazyFrame:
-    """Merge each subject's spells that overlap or touch into disjoint spans (_s, _e)."""
-    ordered = rows.select(*keys, pl.col(start).alias("_s"), pl.col("_end").alias("_e")).sort(
-        [*keys, "_s"]
-    )
-    reach = pl.col("_e").cum_max().shift(1).over(keys)
+    """Merge each subject's spells that overlap or touch into disjoint spans (_s, _e).
+
+    One global pass: after sorting, each subject's days are shifted into its own
+    range (subject number * 2**32), so a running maximum never crosses subjects.
+    """
+    ordered = rows.select(
+        *keys,
+        pl.col(start).cast(pl.Int32).cast(pl.Int64).alias("_s"),
+        pl.col("_end").cast(pl.Int32).cast(pl.Int64).alias("_e"),
+    ).sort([*keys, "_s"])
+    subject = pl.any_horizontal([pl.col(k) != pl.col(k).shift(1) for k in keys]).fill_null(True)
+    offset = subject.cum_sum() * (1 << 32)
+    reach = (pl.col("_e") + offset).cum_max().shift(1)
+    run = (reach.is_null() | (pl.col("_s") + offset > reach + 1)).cum_sum()
     return (
-        ordered.with_columns(
-            (reach.is_null() | (pl.col("_s") > reach + pl.duration(days=1)))
-            .cum_sum()
-            .over(keys)
-            .alias("_g")
+        ordered.with_columns(run.alias("_run"))
+        .group_by("_run")
+        .agg(*[pl.col(k).first() for k in keys], pl.col("_s").min(), pl.col("_e").max())
+        .select(
+            *keys,
+            pl.col("_s").cast(pl.Int32).cast(pl.Date),
+            pl.col("_e").cast(pl.Int32).cast(pl.Date),
         )
-        .group_by([*keys, "_g"])
-        .agg(pl.col("_s").min(), pl.col("_e").max())
-        .drop("_g")
     )
 
 
