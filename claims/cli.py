@@ -7,6 +7,7 @@ Bad input ends with one line on stderr and a non-zero exit, never a traceback
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import sys
@@ -26,12 +27,15 @@ from rich.table import Table
 import warehouse
 from claims import app
 from claims.settings import Settings
+from rules import PlanError
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
+if not out.is_terminal:  # piped to a file or a pager: don't squeeze tables into 80 columns
+    out.width = 160
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -249,6 +253,152 @@ def _print_status(result: app.WarehouseStatus) -> None:
         )
 
 
+# ----------------------------------------------------------------------------- evaluate
+
+
+class DateParam(click.ParamType):  # type: ignore[type-arg]
+    """An ISO date (YYYY-MM-DD) option, parsed to a ``datetime.date``."""
+
+    name = "YYYY-MM-DD"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> dt.date:
+        if isinstance(value, dt.date):
+            return value
+        try:
+            return dt.date.fromisoformat(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not a date in the form YYYY-MM-DD", param, ctx)
+
+
+DATE = DateParam()
+
+
+def plan_option(f: F) -> F:
+    """``--plan FILE``: an Outcome Plan other than the shipped default."""
+    return click.option(
+        "--plan",
+        "plan_path",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="Outcome Plan YAML file [default: the shipped Phase 2 plan].",
+    )(f)
+
+
+_STATE_STYLE = {"met": "green", "not_met": "red", "pending": "yellow", "unknown": "magenta"}
+
+
+def _styled_state_line(line: str) -> str:
+    from rich.markup import escape
+
+    text = escape(line)
+    for state, style in _STATE_STYLE.items():
+        text = text.replace(f"\\[{state}]", f"[{style}]\\[{state}][/{style}]")
+    return text
+
+
+@cli.command("evaluate")
+@click.option("--as-of", "as_of", type=DATE, required=True, help="Evaluation date E.")
+@plan_option
+@database_option
+@json_option
+def evaluate_cmd(
+    as_of: dt.date, plan_path: Path | None, database_url: str | None, as_json: bool
+) -> None:
+    """Evaluate every family against the Outcome Plan at E, record the run, and summarise.
+
+    Counts by locality: families attached, eligible, already claimed,
+    claimable by basis, and the rest by what holds them back (pending,
+    unknown evidence, not met).
+    """
+    from claims import evaluation
+
+    engine = app.open_warehouse(load_settings(database_url))
+    try:
+        result = evaluation.evaluate(engine, as_of, plan_path)
+    finally:
+        engine.dispose()
+    if as_json:
+        print_json({"run": result.run, "by_locality": result.summary.to_dicts()})
+        return
+    r = result.run
+    t = Table(
+        title=f"Evaluation run {r.id}: plan {r.plan_name} ({r.plan_hash[:12]}) at E={r.as_of}"
+    )
+    for col in result.summary.columns:
+        t.add_column(col.replace("_", " "), justify="left" if col == "locality" else "right")
+    for row in result.summary.iter_rows():
+        t.add_row(
+            *[f"{v:,}" if isinstance(v, int) else str(v) for v in row],
+            style="bold" if row[0] == "All" else None,
+        )
+    out.print(t)
+    batches = ", ".join(f"{k} #{v}" for k, v in sorted(r.load_batches.items()))
+    out.print(f"load batches read: {batches}")
+
+
+@cli.command("explain")
+@click.argument("family_id")
+@click.option("--as-of", "as_of", type=DATE, required=True, help="Evaluation date E.")
+@plan_option
+@database_option
+@json_option
+def explain_cmd(
+    family_id: str, as_of: dt.date, plan_path: Path | None, database_url: str | None, as_json: bool
+) -> None:
+    """Explain why FAMILY_ID is or is not eligible and claimable at E.
+
+    A tree of every headline, indicator and outcome with its state, the
+    figures and thresholds compared, the dates, and the source rows
+    (table#row, the row number in the loaded extract file).
+    """
+    from claims import evaluation
+
+    engine = app.open_warehouse(load_settings(database_url))
+    try:
+        result = evaluation.explain(engine, family_id, as_of, plan_path)
+    finally:
+        engine.dispose()
+    if as_json:
+        print_json(result)
+        return
+    for line in result.explain().splitlines():
+        out.print(_styled_state_line(line))
+
+
+@cli.group()
+def plan() -> None:
+    """Check and show Outcome Plans."""
+
+
+@plan.command("check")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@json_option
+def plan_check(file: Path, as_json: bool) -> None:
+    """Validate an Outcome Plan FILE: every problem names the key path and the reason."""
+    import rules
+
+    if not file.is_file():
+        raise UserError(f"{file}: no such file")
+    p = rules.load_plan(file)
+    summary = {
+        "file": str(file),
+        "name": p.name,
+        "hash": p.content_hash,
+        "headlines": [h.code for h in p.headlines],
+        "min_headlines": p.eligibility.min_headlines,
+        "continuous_employment": p.continuous_employment is not None,
+    }
+    if as_json:
+        print_json(summary)
+        return
+    out.print(
+        f"[green]ok[/green] {file}: plan {p.name} ({p.content_hash[:12]}), "
+        f"{len(p.headlines)} headlines, eligible with at least {p.eligibility.min_headlines}, "
+        f"continuous employment {'yes' if p.continuous_employment else 'no'}"
+    )
+
+
 # ----------------------------------------------------------------------------- synth
 
 
@@ -386,10 +536,10 @@ def main(argv: list[str] | None = None) -> None:
         fail("aborted", 130)
     except click.ClickException as exc:
         fail(exc.format_message(), exc.exit_code)
-    except warehouse.WarehouseError as exc:
+    except (warehouse.WarehouseError, PlanError) as exc:
         if debug:
             raise
-        fail(str(exc), EXIT_BAD_INPUT)
+        fail(" / ".join(str(exc).splitlines()), EXIT_BAD_INPUT)
     except KeyboardInterrupt:
         fail("interrupted: nothing was committed by the step in progress", 130)
     except (Exception, PanicException) as exc:
