@@ -92,3 +92,103 @@ def bench_load(
         return LoadBench(families, sum(summary.rows.values()), synth_seconds, results)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- evaluate
+
+
+@dataclass(frozen=True)
+class EvaluateFigure:
+    """One evaluator run at one size."""
+
+    evaluator: str
+    families: int
+    rows: int
+    read_seconds: float
+    seconds: float
+    peak_rss_mib: float
+    claimable: int
+
+
+@dataclass(frozen=True)
+class EvaluateBench:
+    """The evaluate benchmark's figures."""
+
+    as_of: str
+    results: list[EvaluateFigure]
+    speedup: dict[int, float]  # families -> reference seconds / polars seconds
+
+
+def _parquet_sources(folder: Path) -> tuple[dict[str, object], int]:
+    """Typed frames straight from the synthetic Parquet files, with ``row_no`` as the loader sets it."""
+    import polars as pl
+
+    tables: dict[str, object] = {}
+    rows = 0
+    for t in warehouse.TABLES:
+        frame = pl.read_parquet(folder / f"{t.name}.parquet")
+        frame = frame.with_row_index("row_no", offset=2).with_columns(
+            pl.col("row_no").cast(pl.Int64)
+        )
+        rows += frame.height
+        tables[t.name] = frame.lazy()
+    return tables, rows
+
+
+def _timed_evaluate(folder: str, as_of: str, which: str) -> tuple[float, float, int, int, float]:
+    """Child process: read the frames, then time one evaluator. Returns read s, eval s, rows, claimable, MiB."""
+    import datetime as dt
+
+    import rules
+
+    start = time.perf_counter()
+    tables, rows = _parquet_sources(Path(folder))
+    sources = rules.Sources(tables=tables)  # type: ignore[arg-type]
+    plan = rules.load_plan(rules.default_plan_path())
+    read = time.perf_counter() - start
+    e = dt.date.fromisoformat(as_of)
+    start = time.perf_counter()
+    if which == "polars":
+        claimable = int(rules.evaluate(plan, sources, e).families.get_column("claimable").sum())
+    else:
+        claimable = sum(r.claimable for r in rules.evaluate_reference(plan, sources, e))
+    seconds = time.perf_counter() - start
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return read, seconds, rows, claimable, peak_mib
+
+
+def bench_evaluate(
+    sizes: list[int],
+    *,
+    reference_at: list[int],
+    as_of: str = "2018-03-31",
+    seed: int = 2018,
+    progress: warehouse.Progress | None = None,
+) -> EvaluateBench:
+    """Time the polars evaluator at each size and the reference evaluator at ``reference_at``."""
+    progress = progress or warehouse.Progress()
+    results: list[EvaluateFigure] = []
+    ctx = mp.get_context("spawn")
+    for n in sorted(set(sizes) | set(reference_at)):
+        tmp = Path(tempfile.mkdtemp(prefix="tfclaims-bench-"))
+        try:
+            progress.stage(f"synthesising {n:,}", n)
+            synthesise(tmp, families=n, seed=seed, fmt="parquet", progress=progress.advance)
+            runs = (["polars"] if n in sizes else []) + (["reference"] if n in reference_at else [])
+            for which in runs:
+                progress.stage(f"{which} at {n:,}", 1)
+                with ctx.Pool(1) as pool:
+                    read, seconds, rows, claimable, peak = pool.apply(
+                        _timed_evaluate, (str(tmp), as_of, which)
+                    )
+                results.append(EvaluateFigure(which, n, rows, read, seconds, peak, claimable))
+                progress.advance(1)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    speedup: dict[int, float] = {}
+    for n in reference_at:
+        pol = [r for r in results if r.evaluator == "polars" and r.families == n]
+        ref = [r for r in results if r.evaluator == "reference" and r.families == n]
+        if pol and ref:
+            speedup[n] = ref[0].seconds / pol[0].seconds
+    return EvaluateBench(as_of, results, speedup)

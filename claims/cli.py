@@ -511,6 +511,72 @@ def bench_load(families: int, backend: str, pg_url: str | None, seed: int, as_js
     out.print(f"(synthesising the extracts took {report.synth_seconds:.1f} s, not counted)")
 
 
+@bench.command("evaluate")
+@click.option(
+    "--families",
+    "sizes",
+    multiple=True,
+    type=int,
+    default=[10_000, 100_000, 1_000_000],
+    show_default=True,
+    help="Council sizes for the polars evaluator (repeat the option).",
+)
+@click.option(
+    "--reference-at",
+    multiple=True,
+    type=int,
+    default=[10_000],
+    show_default=True,
+    help="Sizes at which to time the reference evaluator too (it is slow: keep these small).",
+)
+@click.option("--as-of", "as_of", type=DATE, default="2018-03-31", show_default=True)
+@click.option("--seed", default=2018, show_default=True)
+@json_option
+def bench_evaluate(
+    sizes: tuple[int, ...], reference_at: tuple[int, ...], as_of: dt.date, seed: int, as_json: bool
+) -> None:
+    """Wall time and peak memory of the polars evaluator, against the reference evaluator."""
+    from claims import bench as benchmod
+
+    with progress_bar(not as_json) as progress:
+        report = benchmod.bench_evaluate(
+            list(sizes),
+            reference_at=list(reference_at),
+            as_of=as_of.isoformat(),
+            seed=seed,
+            progress=progress,
+        )
+    if as_json:
+        print_json(report)
+        return
+    t = Table(title=f"Evaluate benchmark at E={report.as_of} (default plan)")
+    for col in (
+        "evaluator",
+        "families",
+        "rows",
+        "read s",
+        "evaluate s",
+        "peak RSS (MiB)",
+        "claimable",
+    ):
+        t.add_column(col, justify="left" if col == "evaluator" else "right")
+    for r in report.results:
+        t.add_row(
+            r.evaluator,
+            f"{r.families:,}",
+            f"{r.rows:,}",
+            f"{r.read_seconds:.2f}",
+            f"{r.seconds:.2f}",
+            f"{r.peak_rss_mib:,.0f}",
+            f"{r.claimable:,}",
+        )
+    out.print(t)
+    for n, ratio in sorted(report.speedup.items()):
+        out.print(
+            f"at {n:,} families the polars evaluator is {ratio:,.0f}x faster than the reference"
+        )
+
+
 # ----------------------------------------------------------------------------- entry point
 
 
