@@ -399,6 +399,76 @@ def plan_check(file: Path, as_json: bool) -> None:
     )
 
 
+@plan.command("show")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False), required=False)
+def plan_show(file: Path | None) -> None:
+    """Print the rules of an Outcome Plan FILE in plain English, with their references.
+
+    Without FILE, the shipped default plan.
+    """
+    import rules
+    from claims.plan_text import plan_text
+
+    if file is not None and not file.is_file():
+        raise UserError(f"{file}: no such file")
+    click.echo(plan_text(rules.load_plan(file or rules.default_plan_path())))
+
+
+@plan.command("diff")
+@click.argument("old", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("new", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--as-of", "as_of", type=DATE, required=True, help="Evaluation date E.")
+@database_option
+@json_option
+def plan_diff_cmd(
+    old: Path, new: Path, as_of: dt.date, database_url: str | None, as_json: bool
+) -> None:
+    """List the families whose eligibility or claimability changes from plan OLD to plan NEW at E, and why."""
+    from claims import evaluation
+
+    for f in (old, new):
+        if not f.is_file():
+            raise UserError(f"{f}: no such file")
+    engine = app.open_warehouse(load_settings(database_url))
+    try:
+        diff = evaluation.plan_diff(engine, old, new, as_of)
+    finally:
+        engine.dispose()
+    if as_json:
+        print_json(
+            {
+                "old": {"name": diff.old.name, "hash": diff.old.content_hash},
+                "new": {"name": diff.new.name, "hash": diff.new.content_hash},
+                "as_of": diff.as_of,
+                "changes": diff.changes.to_dicts(),
+            }
+        )
+        return
+    c = diff.changes
+    out.print(
+        f"{c.height:,} families change from plan {diff.old.name} to {diff.new.name} at E={diff.as_of}: "
+        f"{(c['eligible_old'] & ~c['eligible_new']).sum():,} lose eligibility, "
+        f"{(~c['eligible_old'] & c['eligible_new']).sum():,} gain it, "
+        f"{(c['claimable_old'] & ~c['claimable_new']).sum():,} stop being claimable, "
+        f"{(~c['claimable_old'] & c['claimable_new']).sum():,} become claimable."
+    )
+    t = Table()
+    for col in ("family", "locality", "eligible", "claimable", "why (old -> new)"):
+        t.add_column(col)
+    yn = {True: "yes", False: "no", None: "-"}
+    for r in c.head(200).iter_rows(named=True):
+        t.add_row(
+            r["family_id"],
+            r["locality"],
+            f"{yn[r['eligible_old']]} -> {yn[r['eligible_new']]}",
+            f"{yn[r['claimable_old']]} -> {yn[r['claimable_new']]}",
+            r["reason"],
+        )
+    out.print(t)
+    if c.height > 200:
+        out.print(f"... and {c.height - 200:,} more (use --json for all)")
+
+
 # ----------------------------------------------------------------------------- synth
 
 

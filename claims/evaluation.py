@@ -184,3 +184,77 @@ def explain(
     if not results:
         raise warehouse.WarehouseError(f"family {family_id!r} is not in the families extract")
     return results[0]
+
+
+def _reason(thresholds: dict[str, int]) -> pl.Expr:
+    """Why a family's eligibility or claimability differs between two plans."""
+
+    def side(tag: str) -> pl.Expr:
+        return pl.format(
+            "{} headline(s) ({}) of {} needed; SSP {}{}; CE {}",
+            pl.col(f"identified_{tag}").list.len(),
+            pl.col(f"identified_{tag}").list.join(";"),
+            pl.lit(thresholds[tag]),
+            pl.col(f"state:ssp_{tag}").cast(pl.String).fill_null("-"),
+            pl.when(pl.col(f"earliest:ssp_{tag}").is_not_null())
+            .then(pl.format(" (earliest {})", pl.col(f"earliest:ssp_{tag}")))
+            .otherwise(pl.lit("")),
+            pl.col(f"state:ce_{tag}").cast(pl.String).fill_null("-"),
+        )
+
+    return pl.concat_str([side("old"), side("new")], separator=" -> ")
+
+
+@dataclass(frozen=True)
+class PlanDiff:
+    """Families whose eligibility or claimability differs between two plans at E."""
+
+    old: rules.Plan
+    new: rules.Plan
+    as_of: dt.date
+    changes: pl.DataFrame  # family_id, locality, eligible_old/new, claimable_old/new, reason
+
+
+def plan_diff(engine: Engine, old_path: Path, new_path: Path, as_of: dt.date) -> PlanDiff:
+    """Evaluate both plans at E on the same snapshots and list the families that change."""
+    old, new = load_plan(old_path), load_plan(new_path)
+    sources = read_sources(engine)
+    a = rules.evaluate(old, sources, as_of).families
+    b = rules.evaluate(new, sources, as_of).families
+    keep = [
+        "family_id",
+        "locality",
+        "eligible",
+        "claimable",
+        "identified",
+        "state:ssp",
+        "earliest:ssp",
+        "state:ce",
+    ]
+    joined = (
+        a.select(keep)
+        .join(
+            b.select(keep).drop("locality"),
+            on="family_id",
+            how="full",
+            suffix="_new",
+            coalesce=True,
+        )
+        .rename({k: f"{k}_old" for k in keep if k not in ("family_id", "locality")})
+    )
+    changed = joined.filter(
+        (pl.col("eligible_old") != pl.col("eligible_new"))
+        | (pl.col("claimable_old") != pl.col("claimable_new"))
+    )
+    changes = changed.select(
+        "family_id",
+        "locality",
+        "eligible_old",
+        "eligible_new",
+        "claimable_old",
+        "claimable_new",
+        _reason({"old": old.eligibility.min_headlines, "new": new.eligibility.min_headlines}).alias(
+            "reason"
+        ),
+    ).sort("family_id")
+    return PlanDiff(old, new, as_of, changes)
