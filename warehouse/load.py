@@ -24,6 +24,7 @@ from warehouse.extract import RawExtract, discover, read_extract
 from warehouse.faults import fault_point
 from warehouse.models import EXTRACT_MODELS, LoadBatch, LoadFile, TableState
 from warehouse.query import TableLoad, loaded_tables, read_column
+from warehouse.registry import refresh_history_claims, submitted_families
 from warehouse.safefiles import write_csv
 from warehouse.validate import REJECT_COLUMNS, DateBounds, Validated, validate
 
@@ -125,9 +126,12 @@ def load_folder(
             if name == "families":
                 families = _ids(engine, raws, results, mode, already, "families", "family_id")
     people = _ids(engine, raws, results, mode, already, "people", "person_id")
+    submitted = submitted_families(engine) if "claims" in raws else None
     for name, raw in raws.items():
         if name not in results:
-            results[name] = validate(raw, families=families, people=people, bounds=bounds)
+            results[name] = validate(
+                raw, families=families, people=people, bounds=bounds, submitted=submitted
+            )
             progress.advance(results[name].total_rows)
 
     rejects = pl.concat([r.rejects for r in results.values()])
@@ -154,6 +158,8 @@ def load_folder(
     with write_transaction(engine) as conn:
         for t in tables:
             replace_rows(conn, EXTRACT_TABLES[t.table], results[t.table].valid, progress.advance)
+            if t.table == "claims":
+                refresh_history_claims(conn)
             fault_point(f"load:after:{t.table}")
         finished = dt.datetime.now(dt.UTC)
         batch_id = conn.execute(

@@ -313,3 +313,125 @@ class EvaluationFamily(Base):
     claimable: Mapped[bool] = mapped_column()
     basis: Mapped[str | None] = mapped_column(String(3))
     status: Mapped[str] = mapped_column(String(24))
+
+
+# --------------------------------------------------------------------------
+# The claim batch lifecycle
+# --------------------------------------------------------------------------
+
+
+class ClaimBatch(Base):
+    """One claim window's batch: prepared, verified, finalised.
+
+    ``window`` is unique: two prepares of one window cannot both succeed.
+    """
+
+    __tablename__ = "claim_batch"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    window: Mapped[str] = mapped_column(String(7), unique=True)
+    as_of: Mapped[dt.date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(24))  # awaiting_verification | finalised
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    finalised_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    evaluation_run_id: Mapped[int] = mapped_column(ForeignKey("evaluation_run.id"))
+    plan_name: Mapped[str] = mapped_column(String(100))
+    plan_hash: Mapped[str] = mapped_column(String(64))
+    seed: Mapped[str] = mapped_column(String(200))
+    sampling: Mapped[str] = mapped_column(Text)  # JSON: the sampling settings used
+    load_batches: Mapped[str] = mapped_column(Text)  # JSON: table -> load batch id
+    output_dir: Mapped[str] = mapped_column(Text)
+
+
+class ClaimLine(Base):
+    """One claimable family in a batch, with the evidence its claim rests on."""
+
+    __tablename__ = "claim_line"
+    batch_id: Mapped[int] = mapped_column(
+        ForeignKey("claim_batch.id", ondelete="CASCADE"), primary_key=True
+    )
+    family_id: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+    locality: Mapped[str] = mapped_column(String(64))
+    lead_worker: Mapped[str | None] = mapped_column(String(200))
+    attached_on: Mapped[dt.date] = mapped_column(Date)
+    basis: Mapped[str] = mapped_column(String(3))  # ssp | ce
+    headlines: Mapped[str] = mapped_column(Text)  # ;-separated codes identified at A
+    manual_override: Mapped[bool] = mapped_column()
+    evidence: Mapped[str] = mapped_column(Text)  # JSON: the evaluation's states for this family
+    status: Mapped[str] = mapped_column(String(16))  # included | failed | submitted | withdrawn
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    status_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SampleMember(Base):
+    """A claim in the verification sample, and why it is there."""
+
+    __tablename__ = "sample_member"
+    batch_id: Mapped[int] = mapped_column(
+        ForeignKey("claim_batch.id", ondelete="CASCADE"), primary_key=True
+    )
+    family_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    stratum: Mapped[str] = mapped_column(String(200))
+    hash: Mapped[str] = mapped_column(String(64))
+    rank: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(100))  # random | escalation | rule:<name>
+    added_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class VerificationResult(Base):
+    """An auditor's result for one sampled claim."""
+
+    __tablename__ = "verification_result"
+    batch_id: Mapped[int] = mapped_column(
+        ForeignKey("claim_batch.id", ondelete="CASCADE"), primary_key=True
+    )
+    family_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    result: Mapped[str] = mapped_column(String(4))  # pass | fail
+    note: Mapped[str] = mapped_column(Text)
+    auditor: Mapped[str] = mapped_column(String(200))
+    checked_on: Mapped[dt.date] = mapped_column(Date)
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Escalation(Base):
+    """A stratum's sampling rate moving up the ladder after failures."""
+
+    __tablename__ = "escalation"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    batch_id: Mapped[int] = mapped_column(
+        ForeignKey("claim_batch.id", ondelete="CASCADE"), index=True
+    )
+    stratum: Mapped[str] = mapped_column(String(200))
+    from_rate: Mapped[str] = mapped_column(String(8))
+    to_rate: Mapped[str] = mapped_column(String(8))
+    failures: Mapped[int] = mapped_column(Integer)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    added: Mapped[str] = mapped_column(Text)  # JSON list of family ids added
+
+
+class BatchFile(Base):
+    """A file a batch step wrote, with its SHA-256."""
+
+    __tablename__ = "batch_file"
+    batch_id: Mapped[int] = mapped_column(
+        ForeignKey("claim_batch.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    step: Mapped[str] = mapped_column(String(16))  # prepare | verify | finalise
+    personal: Mapped[bool] = mapped_column()
+
+
+class ClaimedFamily(Base):
+    """Every family ever claimed, by any route: the double-claim guard.
+
+    The primary key is the guarantee: a family is in the ``claims`` history
+    extract or in one submitted (or later withdrawn) claim line, never both
+    and never twice. The loader refreshes the ``history`` rows in the same
+    transaction as the extract; finalising a batch inserts its lines.
+    """
+
+    __tablename__ = "claimed_family"
+    family_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    source: Mapped[str] = mapped_column(String(8))  # history | batch
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("claim_batch.id"))
+    claimed_on: Mapped[dt.date] = mapped_column(Date)

@@ -35,6 +35,7 @@ RULES: dict[str, str] = {
     "end_before_start": "an end date before its start date",
     "exceeds_total": "a count larger than the total it is part of",
     "set_while_open": "a value that must be empty while the spell is open",
+    "claimed_by_batch": "a family already claimed in a batch this system submitted",
 }
 """Every rule code the loader reports, with what it means."""
 
@@ -97,6 +98,7 @@ def validate(
     families: pl.Series | None,
     people: pl.Series | None,
     bounds: DateBounds | None = None,
+    submitted: pl.Series | None = None,
 ) -> Validated:
     """Validate ``raw`` against its table's contract.
 
@@ -232,6 +234,18 @@ def validate(
                 )
             )
 
+    if table.name == "claims" and submitted is not None:
+        checks.append(
+            (
+                pl.col("family_id").is_in(submitted.implode()),
+                "family_id",
+                "claimed_by_batch",
+                pl.format(
+                    "family '{}' was already claimed in a batch this system submitted",
+                    pl.col("family_id"),
+                ),
+            )
+        )
     for start, end in table.spans:
         s, e = pl.col(_typed_name(start)), pl.col(_typed_name(end))
         checks.append(

@@ -14,6 +14,7 @@ keeps PostgreSQL cheap.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import os
 import shutil
 import stat
@@ -24,12 +25,13 @@ from pathlib import Path
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
-from sqlalchemy import Engine
+from sqlalchemy import Engine, insert
 
 import warehouse
 from claims.cli import EXIT_BAD_INPUT, main
 from claims.resources import migrations_dir
 from warehouse.load import REJECTS_FILE, LoadRejected
+from warehouse.models import ClaimedFamily
 from warehouse.pgcluster import create_database
 from warehouse.query import current_batches
 from warehouse.safefiles import neutralise
@@ -54,6 +56,15 @@ class Case:
 
 
 CASES: tuple[Case, ...] = (
+    Case(
+        "claimed_by_batch",
+        "claimed_by_batch",
+        "claims",
+        ("0008,2017-10-01,2017-10,ssp", "F100,2018-03-01,2018-03,ssp"),
+        3,
+        "family_id",
+        "F100",
+    ),
     Case(
         "missing_required",
         "missing_required",
@@ -313,6 +324,14 @@ def base_engine(
     result = warehouse.load_folder(eng, base)
     assert result.rows_rejected == 0
     assert warehouse.loaded_tables(eng) == {t.name for t in warehouse.TABLES}
+    # Family F100 was claimed by a batch this system submitted (the registry row
+    # that finalising a batch writes), so the history extract may not claim it.
+    with eng.begin() as conn:
+        conn.execute(
+            insert(ClaimedFamily).values(
+                family_id="F100", source="batch", batch_id=None, claimed_on=dt.date(2018, 3, 31)
+            )
+        )
     yield eng
     eng.dispose()
 
