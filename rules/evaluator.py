@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from typing import Any, Literal
 
 import polars as pl
@@ -76,9 +76,10 @@ NAMES: tuple[State, ...] = ("met", "unknown", "pending", "not_met")
 STATE_ENUM = pl.Enum(["met", "not_met", "pending", "unknown"])
 CODE = pl.Int8
 S, D, F = "state", "earliest", "flips"
-FAM = ["family_id"]
-PER = ["family_id", "person_id"]
-ONE = timedelta(days=1)
+# Families and people are keyed by integers inside the evaluator (joins on strings are
+# slow at millions of rows); family_id and person_id come back at the end.
+FAM = ["_f"]
+PER = ["_f", "_p"]
 
 
 def _swap(e: pl.Expr) -> pl.Expr:
@@ -156,17 +157,19 @@ class _Compiler:
         if families is None:
             families = pl.LazyFrame(schema=TABLES["families"].schema)
         self.families = _materialise(
-            families.select("family_id", "locality", pl.col("attached_on").alias("A"))
+            families.select(
+                "family_id", "locality", pl.col("attached_on").alias("A")
+            ).with_row_index("_f")
         )
         attached = self.families.filter(pl.col("A").is_not_null() & (pl.col("A") <= as_of))
-        self.family_scope = Scope(_materialise(attached.select("family_id", "A")), person=False)
+        self.family_scope = Scope(_materialise(attached.select("_f", "A")), person=False)
         people = sources.tables.get("people")
         if people is None:
             people = pl.LazyFrame(schema=TABLES["people"].schema)
         self.people = _materialise(
             people.select("person_id", "family_id", "role", "birth_date", "row_no")
-            .join(self.family_scope.frame, on="family_id", how="inner")
-            .sort("family_id", "person_id")
+            .join(attached.select("family_id", "_f", "A"), on="family_id", how="inner")
+            .with_row_index("_p")
         )
         self.tables: dict[str, pl.LazyFrame] = {}
         for name, frame in sources.tables.items():
@@ -178,7 +181,7 @@ class _Compiler:
         self.claimed_ids = sorted(sources.claimed_family_ids)
 
     def _as_of(self, name: str, frame: pl.LazyFrame) -> pl.LazyFrame:
-        """A table in the world as of E, each row carrying its family_id."""
+        """A table in the world as of E, each row carrying its family (and person) number."""
         t = TABLES[name]
         e = pl.lit(self.e)
         if t.shape in ("event", "snapshot"):
@@ -192,8 +195,12 @@ class _Compiler:
             frame = frame.filter((pl.col("term_end") <= e) & (pl.col("possible_sessions") > 0))
         if t.key == "person_id":
             frame = frame.join(
-                self.people.select("person_id", "family_id"), on="person_id", how="inner"
-            )
+                self.people.select("person_id", *PER), on="person_id", how="inner"
+            ).drop("person_id")
+        else:
+            frame = frame.join(
+                self.families.select("family_id", "_f"), on="family_id", how="inner"
+            ).drop("family_id")
         return frame
 
     # -- helpers --------------------------------------------------------------
@@ -217,7 +224,7 @@ class _Compiler:
             frame = frame.filter(pl.col(column).is_in(codes))
         on = PER if scope.person and TABLES[table].key == "person_id" else FAM
         if not scope.person and TABLES[table].key == "person_id":
-            frame = frame.drop("person_id")
+            frame = frame.drop("_p")
         return scope.frame.select(*scope.keys, "A").join(frame, on=on, how="inner")
 
     def unknown(self, scope: Scope) -> pl.LazyFrame:
@@ -466,12 +473,14 @@ class _Compiler:
             rows = rows.filter((pl.col("term_end") > lo) & (pl.col("term_end") <= hi))
         if sel.start_on_or_after is not None:
             rows = rows.filter(pl.col("term_start") >= pl.col("A"))
-        rows = rows.sort(
-            [*scope.keys, "term_end", "term_start"],
-            descending=[False] * len(scope.keys) + [True, True],
-        )
         if sel.last:
-            rows = rows.filter(pl.int_range(pl.len()).over(scope.keys) < sel.last)
+            # most recent by term_end, then term_start; (person, term_start) is unique
+            recency = pl.col("term_end").cast(pl.Int32).cast(pl.Int64) * (1 << 32) + pl.col(
+                "term_start"
+            ).cast(pl.Int32).cast(pl.Int64)
+            rows = rows.filter(
+                recency.rank("ordinal", descending=True).over(scope.keys) <= sel.last
+            )
         return rows
 
     def term_rate(self, spec: TermRate, scope: Scope) -> pl.LazyFrame:
@@ -978,12 +987,14 @@ def _indicator(
     )
     out.states[key] = state
     if person_result is None:
-        return state, pl.LazyFrame(schema={"family_id": pl.String, "person_id": pl.String})
+        return state, pl.LazyFrame(schema={"_f": pl.UInt32, "_p": pl.UInt32})
     who = _materialise(
         person_result.join(fam.frame, on=FAM).filter((pl.col(S) == MET) & in_effect).select(PER)
     )
     out.people[key] = (
-        who.sort(PER).group_by(FAM, maintain_order=True).agg(pl.col("person_id").alias("people"))
+        who.join(c.people.select(*PER, "person_id"), on=PER)
+        .group_by(FAM)
+        .agg(pl.col("person_id").sort().alias("people"))
     )
     return state, who
 
@@ -1066,39 +1077,39 @@ def _state_keys(plan: Plan) -> list[str]:
 
 def _wide(c: _Compiler, plan: Plan, out: _Columns, eligible: pl.LazyFrame) -> pl.DataFrame:
     """One row per family: attachment, claim fields, every state and date, identified people."""
-    frame = (
-        c.families.select("family_id", "locality", pl.col("A").alias("attached_on"))
-        .join(c.family_scope.frame.select(*FAM, pl.lit(True).alias("attached")), on=FAM, how="left")
-        .join(eligible, on=FAM, how="left")
-        .with_columns(pl.col("attached").fill_null(False), pl.col("eligible").fill_null(False))
-    )
+    base = c.families.select(
+        "_f", "family_id", "locality", pl.col("A").alias("attached_on")
+    ).collect()
+    n = base.height
+
+    def spread(got: pl.DataFrame, column: str, fill: Any = None) -> pl.Series:
+        # _f numbers the families 0..n-1: put each value in its family's row
+        full = pl.repeat(fill, n, dtype=got.schema[column], eager=True).alias(column)
+        return full.scatter(got["_f"], got[column]) if got.height else full
+
+    attached_rows = c.family_scope.frame.select("_f", pl.lit(True).alias("attached")).collect()
+    columns: list[pl.Series] = [
+        spread(attached_rows, "attached", False),
+        spread(eligible.collect(), "eligible", False),
+    ]
     for k in _state_keys(plan):
-        code = pl.col(f"_s:{k}")
-        if not k.endswith(".outcome"):
-            code = code.fill_null(NOT_MET)  # families not attached: nothing identified
-        named = code.replace_strict(list(range(4)), list(NAMES), return_dtype=pl.String)
-        frame = (
-            frame.join(
-                out.states[k].select(
-                    *FAM, pl.col(S).alias(f"_s:{k}"), pl.col(D).alias(f"earliest:{k}")
-                ),
-                on=FAM,
-                how="left",
-            )
-            .with_columns(
-                pl.when(code.is_not_null()).then(named).cast(STATE_ENUM).alias(f"state:{k}")
-            )
-            .drop(f"_s:{k}")
+        got = out.states[k].select("_f", S, D).collect()
+        fill = None if k.endswith(".outcome") else NOT_MET  # not attached: nothing identified
+        named = spread(got, S, fill).replace_strict(
+            list(range(4)), list(NAMES), return_dtype=pl.String
         )
+        columns.append(named.cast(STATE_ENUM).alias(f"state:{k}"))
+        columns.append(spread(got, D).alias(f"earliest:{k}"))
+    frame = base.with_columns(columns).lazy()
     for key, lists in out.people.items():
         frame = frame.join(
-            lists.rename({"people": f"people:{key}"}), on=FAM, how="left"
+            lists.rename({"people": f"people:{key}"}), on="_f", how="left"
         ).with_columns(pl.col(f"people:{key}").fill_null([]))
     # claimed before: the claims extract or a batch this system submitted; unknown without either
     submitted = pl.col("family_id").is_in(c.claimed_ids)
     if c.claims is not None:
         frame = frame.join(
-            c.claims.with_columns(pl.lit(True).alias("_claimed")), on=FAM, how="left"
+            c.claims.with_columns(pl.lit(True).alias("_claimed")), on="family_id", how="left"
         )
         claimed = submitted | pl.col("_claimed").fill_null(False)
     else:
@@ -1141,6 +1152,7 @@ def _wide(c: _Compiler, plan: Plan, out: _Columns, eligible: pl.LazyFrame) -> pl
         "insufficient_evidence",
     ]
     rest = [n for n in frame.collect_schema().names() if n not in front]
+    rest = [n for n in rest if n != "_f"]
     return frame.select(*front, *rest).sort("family_id").collect()
 
 
