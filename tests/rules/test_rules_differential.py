@@ -40,3 +40,41 @@ def assert_agree(plan: Plan, council_sources: Any, as_of: date) -> None:
 @given(councils(max_families=6))
 def test_polars_evaluator_agrees_with_the_reference(council: Council) -> None:
     assert_agree(PLAN, council.sources(), council.as_of)
+
+
+def test_evaluation_frame_shape() -> None:
+    from rules import sources_from_records
+
+    sources = sources_from_records(
+        {
+            "families": [
+                {"family_id": "F2", "locality": "South", "attached_on": None},
+                {"family_id": "F1", "locality": "North", "attached_on": "2017-08-31"},
+            ],
+            "people": [{"person_id": "P1", "family_id": "F1", "role": "adult"}],
+            "offences": [{"person_id": "P1", "occurred_on": "2017-06-01", "kind": "offence"}],
+            "claims": [],
+        }
+    )
+    result = evaluate(PLAN, sources, date(2018, 3, 1))
+    assert result.plan_name == "phase2" and result.plan_hash == PLAN.content_hash
+    frame = result.families
+    assert frame["family_id"].to_list() == ["F1", "F2"]
+    assert frame.columns[:10] == [
+        "family_id",
+        "locality",
+        "attached_on",
+        "attached",
+        "eligible",
+        "identified",
+        "claimed",
+        "claimable",
+        "basis",
+        "insufficient_evidence",
+    ]
+    assert frame.row(0, named=True)["people:crime.offending"] == ["P1"]
+    assert frame.row(0, named=True)["state:crime.outcome"] == "met"
+    assert frame.row(1, named=True)["state:crime.outcome"] is None
+    assert frame.row(1, named=True)["state:crime"] == "not_met"
+    # tables never loaded are unknown
+    assert frame.row(0, named=True)["state:health"] == "unknown"
