@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+import pytest
 from _rules_gen import Council, councils
 from hypothesis import HealthCheck, given, settings
 
-from rules import Plan, evaluate, evaluate_reference, load_plan
+from rules import Plan, default_plan_path, evaluate, evaluate_reference, load_plan
 
 PLAN = load_plan()
+SHIPPED = {p.stem: load_plan(p) for p in sorted(default_plan_path().parent.glob("*.yaml"))}
 
 
 def assert_agree(plan: Plan, council_sources: Any, as_of: date) -> None:
@@ -36,10 +38,11 @@ def assert_agree(plan: Plan, council_sources: Any, as_of: date) -> None:
                     assert row[column] == list(i.people), f"{fid}: {column}"
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(councils(max_families=6))
-def test_polars_evaluator_agrees_with_the_reference(council: Council) -> None:
-    assert_agree(PLAN, council.sources(), council.as_of)
+@pytest.mark.parametrize("plan", list(SHIPPED.values()), ids=list(SHIPPED))
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(council=councils(max_families=6))
+def test_polars_evaluator_agrees_with_the_reference(plan: Plan, council: Council) -> None:
+    assert_agree(plan, council.sources(), council.as_of)
 
 
 def test_evaluation_frame_shape() -> None:
