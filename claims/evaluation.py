@@ -35,9 +35,14 @@ def software_version() -> str:
     return metadata.version("tfclaims")
 
 
-def read_sources(engine: Engine, claimed: frozenset[str] = frozenset()) -> rules.Sources:
-    """Every extract table ever loaded, as typed lazy frames; absent tables were never loaded."""
+def read_sources(engine: Engine) -> rules.Sources:
+    """Every extract table ever loaded, as typed lazy frames; absent tables were never loaded.
+
+    Families that batches of this system submitted (withdrawn ones too) are
+    claimed, as the claims history extract's are.
+    """
     loaded = warehouse.loaded_tables(engine)
+    claimed = frozenset(warehouse.submitted_families(engine).to_list())
     tables = {
         t.name: warehouse.read_table(engine, t.name).lazy()
         for t in warehouse.TABLES
@@ -112,6 +117,8 @@ class EvaluationOutcome:
     run: warehouse.RunInfo
     families: pl.DataFrame
     summary: pl.DataFrame
+    plan: rules.Plan
+    sources: rules.Sources
 
 
 def evaluate(engine: Engine, as_of: dt.date, plan_path: Path | None = None) -> EvaluationOutcome:
@@ -122,7 +129,8 @@ def evaluate(engine: Engine, as_of: dt.date, plan_path: Path | None = None) -> E
         raise warehouse.WarehouseError(
             "no families have been loaded: run 'tfclaims load DIR' first"
         )
-    result = rules.evaluate(plan, read_sources(engine), as_of)
+    sources = read_sources(engine)
+    result = rules.evaluate(plan, sources, as_of)
     families = with_status(result.families)
     recorded = families.select(
         "family_id",
@@ -148,7 +156,7 @@ def evaluate(engine: Engine, as_of: dt.date, plan_path: Path | None = None) -> E
         load_batches=batches,
         families=recorded,
     )
-    return EvaluationOutcome(run, families, run_summary(families))
+    return EvaluationOutcome(run, families, run_summary(families), plan, sources)
 
 
 def restrict_sources(sources: rules.Sources, family_ids: list[str]) -> rules.Sources:

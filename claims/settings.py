@@ -19,6 +19,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from sampling import SamplingSettings
+
 DEFAULT_DATABASE_URL = "sqlite:///tfclaims.db"
 
 
@@ -40,6 +42,15 @@ class Settings(BaseSettings):
     payment_per_claim: Decimal = Field(Decimal("800"), description="results payment, GBP")
     quota: int = Field(1900, description="families to be turned around by programme_end")
     programme_end: date = Field(date(2020, 3, 31), description="end of the programme")
+    output_dir: Path = Field(
+        Path("claims-output"), description="folder holding one folder of outputs per claim window"
+    )
+    templates_dir: Path | None = Field(
+        None, description="a council's own templates, used before the shipped ones"
+    )
+    sampling: SamplingSettings = Field(
+        default_factory=SamplingSettings, description="verification sampling ([sampling] table)"
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -88,6 +88,7 @@ class BatchRecord:
     evaluation_run_id: int
     plan_name: str
     plan_hash: str
+    plan_text: str
     seed: str
     sampling: dict[str, Any]
     load_batches: dict[str, int]
@@ -122,6 +123,7 @@ def _record(b: Any) -> BatchRecord:
         evaluation_run_id=b.evaluation_run_id,
         plan_name=b.plan_name,
         plan_hash=b.plan_hash,
+        plan_text=b.plan_text,
         seed=b.seed,
         sampling=json.loads(b.sampling),
         load_batches={k: int(v) for k, v in json.loads(b.load_batches).items()},
@@ -336,6 +338,16 @@ def batch_transaction(engine: Engine, window: str) -> Iterator[BatchTx]:
         yield BatchTx(conn, batch)
 
 
+@contextmanager
+def batch_reader(engine: Engine, window: str) -> Iterator[BatchTx]:
+    """Read the batch of ``window`` without taking a write lock (its write methods are not for use here)."""
+    with engine.connect() as conn:
+        batch = _get(conn, window)
+        if batch is None:
+            raise BatchError(f"window {window} has no batch")
+        yield BatchTx(conn, batch)
+
+
 def create_batch(
     engine: Engine,
     *,
@@ -344,6 +356,7 @@ def create_batch(
     evaluation_run_id: int,
     plan_name: str,
     plan_hash: str,
+    plan_text: str,
     seed: str,
     sampling: dict[str, Any],
     load_batches: dict[str, int],
@@ -351,6 +364,7 @@ def create_batch(
     lines: pl.DataFrame,
     sample: pl.DataFrame,
     at: dt.datetime,
+    files: list[tuple[str, str, bool]] | None = None,
     replace: bool = False,
 ) -> BatchRecord:
     """Store a prepared batch: its lines and its sample, in one transaction.
@@ -385,6 +399,7 @@ def create_batch(
                     evaluation_run_id=evaluation_run_id,
                     plan_name=plan_name,
                     plan_hash=plan_hash,
+                    plan_text=plan_text,
                     seed=seed,
                     sampling=json.dumps(sampling, sort_keys=True, default=str),
                     load_batches=json.dumps(load_batches, sort_keys=True),
@@ -408,7 +423,9 @@ def create_batch(
             fault_point("prepare:after-lines")
             record = _get(conn, window)
             assert record is not None
-            BatchTx(conn, record).add_sample(sample, at)
+            tx = BatchTx(conn, record)
+            tx.add_sample(sample, at)
+            tx.record_files(files or [], "prepare")
             fault_point("prepare:before-commit")
             return record
     except IntegrityError as exc:

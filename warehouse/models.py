@@ -336,6 +336,7 @@ class ClaimBatch(Base):
     evaluation_run_id: Mapped[int] = mapped_column(ForeignKey("evaluation_run.id"))
     plan_name: Mapped[str] = mapped_column(String(100))
     plan_hash: Mapped[str] = mapped_column(String(64))
+    plan_text: Mapped[str] = mapped_column(Text)  # the plan file, canonical: later steps reuse it
     seed: Mapped[str] = mapped_column(String(200))
     sampling: Mapped[str] = mapped_column(Text)  # JSON: the sampling settings used
     load_batches: Mapped[str] = mapped_column(Text)  # JSON: table -> load batch id

@@ -30,6 +30,7 @@ def upgrade() -> None:
         sa.Column("evaluation_run_id", sa.Integer(), nullable=False),
         sa.Column("plan_name", sa.String(length=100), nullable=False),
         sa.Column("plan_hash", sa.String(length=64), nullable=False),
+        sa.Column("plan_text", sa.Text(), nullable=False),
         sa.Column("seed", sa.String(length=200), nullable=False),
         sa.Column("sampling", sa.Text(), nullable=False),
         sa.Column("load_batches", sa.Text(), nullable=False),
