@@ -50,8 +50,10 @@ GBP 999.99), arrears falling to exactly half or to nothing, a young person who
 turns 16 on A or 25 on A, 29 February birth dates, a benefit that ends on the
 day employment starts, employment with a one-day gap, spells of both benefit
 groups covering A, terms with 0 possible sessions, children whose attendance
-stops arriving (no rows for recent terms), a debt kind whose snapshots stop,
-and NEET young people with no birth date.
+stops arriving (no rows for recent terms; in 6% of families for every child, a
+few months after A, and such a family was never claimed before: its progress
+could not be evidenced), a debt kind whose snapshots stop, and NEET young
+people with no birth date.
 
 The ``claims`` table holds earlier claims: progress and employment families
 whose outcomes were met, claimed shortly afterwards, before 2018-01-01 (about
@@ -229,6 +231,7 @@ ATTACHED_SHARE = 0.87
 _STORY_ORDER = np.array([RECENT, PROGRESS, EMPLOYMENT, NO_PROGRESS], dtype=np.int64)
 _STORY_SHARES = (0.12, 0.88 * 0.55, 0.88 * 0.17, 0.88 * 0.28)
 CLAIM_SHARE = 0.95  # share of eligible early successes already claimed
+DATA_GAP_SHARE = 0.06  # families whose children's attendance stops arriving after A
 
 ADULT, YOUNG, CHILD = range(3)
 CHILDREN_SHARES = (0.08, 0.30, 0.30, 0.18, 0.09, 0.05)  # 0..5 children
@@ -434,6 +437,7 @@ class _Families:
     claimed: BoolArray
     claimed_on: IntArray
     basis: IntArray
+    data_gap: BoolArray  # the children's attendance stops arriving a few months after A
 
 
 def _draw_headlines(d: _Draws, story: IntArray) -> BoolArray:
@@ -625,6 +629,7 @@ def _draw_families(streams: _Streams, n: int) -> _Families:
         claimed=np.zeros(n, dtype=bool),
         claimed_on=np.zeros(n, dtype=np.int64),
         basis=np.zeros(n, dtype=np.int64),
+        data_gap=streams.draws("family.data_gap", n, 1).below(DATA_GAP_SHARE),
     )
     return _with_claims(fam, d)
 
@@ -672,7 +677,10 @@ def _with_claims(fam: _Families, d: _Draws) -> _Families:
     claimed_on = met + d.integers(1, 92)
     eligible = fam.headline.sum(axis=1) >= 2
     success = (fam.story == PROGRESS) | (fam.story == EMPLOYMENT)
-    claimed = eligible & success & (claimed_on < CLAIMS_BEFORE) & d.below(CLAIM_SHARE)
+    # A family whose data stopped arriving could not have had its progress evidenced.
+    claimed = (
+        eligible & success & ~fam.data_gap & (claimed_on < CLAIMS_BEFORE) & d.below(CLAIM_SHARE)
+    )
     basis = _pick(fam.story == EMPLOYMENT, BASIS["ce"], BASIS["ssp"])
     return replace(fam, claimed=claimed, claimed_on=claimed_on, basis=basis)
 
@@ -746,7 +754,11 @@ def _draw_people(streams: _Streams, fam: _Families) -> _People:
         r0=d.uniform(0.005, 0.065),
         r1=d.uniform(0.12, 0.30),
         exact10=d.below(0.06),
-        attendance_until=_pick(d.below(0.03), ref + d.integers(-60, 441), OPEN),
+        attendance_until=np.where(
+            role_child & fam.data_gap[family],
+            ref + d.integers(30, 151),
+            _pick(d.below(0.03), ref + d.integers(-60, 441), OPEN),
+        ).astype(np.int64),
     )
 
 
