@@ -6,11 +6,13 @@ prints. Tests call these directly.
 
 from __future__ import annotations
 
+import datetime as dt
+import os
 import shutil
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import Engine
 
@@ -120,6 +122,46 @@ class DemoResult:
     synth: SynthSummary
     load: warehouse.LoadResult
     status: WarehouseStatus
+    window: str
+    steps: list[Any]  # the batch steps (claims.batch.StepResult), in order
+    outputs: Path
+
+
+DEMO_WINDOW = "2018-02"
+DEMO_SEED = "demo-2018-02"
+
+
+def simulate_auditor(listing: Path, completed: Path, *, failures: int, checked_on: dt.date) -> int:
+    """Fill in a verification list as an auditor would (openpyxl on the real file).
+
+    Every row without a result passes, except the first ``failures`` rows of the
+    largest stratum, which fail with a note. Returns the number of rows filled.
+    """
+    import openpyxl
+
+    book = openpyxl.load_workbook(listing)
+    sheet = book["verification"]
+    header = [str(c.value).strip().lower() if c.value else "" for c in sheet[1]]
+    col = {
+        name: header.index(name) + 1
+        for name in ("result", "note", "auditor", "checked_on", "stratum")
+    }
+    rows = [r for r in range(2, sheet.max_row + 1) if not sheet.cell(r, col["result"]).value]
+    strata: dict[str, list[int]] = {}
+    for r in rows:
+        strata.setdefault(str(sheet.cell(r, col["stratum"]).value), []).append(r)
+    failing = set(max(strata.values(), key=len)[:failures]) if strata else set()
+    for r in rows:
+        failed = r in failing
+        sheet.cell(r, col["result"]).value = "fail" if failed else "pass"
+        sheet.cell(r, col["note"]).value = (
+            "school attendance evidence does not match the claim" if failed else "evidence seen"
+        )
+        sheet.cell(r, col["auditor"]).value = "Demo Auditor"
+        sheet.cell(r, col["checked_on"]).value = checked_on
+    book.save(completed)
+    os.chmod(completed, 0o600)
+    return len(rows)
 
 
 def demo(
@@ -151,6 +193,38 @@ def demo(
         database_url=settings.database_url,
     )
     (workdir / "README.md").write_text(readme, encoding="utf-8")
+
+    # The monthly batch: prepare, an auditor's completed list (with failures, so
+    # the sample escalates), the escalated claims checked too, then finalise.
+    from claims import batch, outputs
+
+    outputs_dir = workdir / "claims-output"
+    if outputs_dir.exists():
+        shutil.rmtree(outputs_dir)
+    settings = settings.model_copy(update={"output_dir": outputs_dir})
+    engine = open_warehouse(settings)
+    steps: list[Any] = []
+    try:
+        p = progress or warehouse.Progress()
+        p.stage(f"claim batch {DEMO_WINDOW}", 4)
+        steps.append(batch.prepare(settings, engine, DEMO_WINDOW, seed=DEMO_SEED))
+        p.advance(1)
+        for round_no, fails in enumerate((2, 0, 0, 0), start=1):
+            listing = outputs_dir / DEMO_WINDOW / batch.VERIFICATION_XLSX
+            completed = workdir / f"completed-verification-list-{round_no}.xlsx"
+            filled = simulate_auditor(
+                listing, completed, failures=fails, checked_on=dt.date(2018, 3, 5 + round_no)
+            )
+            if filled == 0:
+                break
+            steps.append(
+                batch.verify(settings, engine, DEMO_WINDOW, outputs.read_completed_list(completed))
+            )
+        p.advance(2)
+        steps.append(batch.finalise(settings, engine, DEMO_WINDOW))
+        p.advance(1)
+    finally:
+        engine.dispose()
     return DemoResult(
         workdir=workdir,
         extracts=extracts,
@@ -158,4 +232,7 @@ def demo(
         synth=summary,
         load=result,
         status=status(settings),
+        window=DEMO_WINDOW,
+        steps=steps,
+        outputs=outputs_dir / DEMO_WINDOW,
     )

@@ -469,6 +469,246 @@ def plan_diff_cmd(
         out.print(f"... and {c.height - 200:,} more (use --json for all)")
 
 
+# ----------------------------------------------------------------------------- claim batch
+
+
+@cli.group()
+def claim() -> None:
+    """The monthly claim batch: prepare, verify, finalise, withdraw, status."""
+
+
+def _step_output(result: Any, title: str) -> None:
+    out.print(
+        f"[bold]{title}[/bold] window {result.window} (E={result.as_of}), status {result.status}"
+    )
+    for k, v in result.counts.items():
+        out.print(f"  {k.replace('_', ' ')}: {v:,}")
+    for e in result.escalations:
+        out.print(
+            f"  escalated {e.stratum}: rate {e.from_rate} -> {e.to_rate} after {e.failures} "
+            f"failure(s); added {len(e.added)} claim(s) to verify"
+        )
+    out.print(f"  folder: {result.folder}")
+    for name in sorted(result.files):
+        out.print(f"    {name}")
+
+
+@claim.command("prepare")
+@click.option("--window", required=True, metavar="YYYY-MM", help="The claim window.")
+@click.option(
+    "--as-of", "as_of", type=DATE, help="Evaluation date E [default: the window's last day]."
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(0, 1, min_open=True),
+    help="Sampling rate [default: settings, 0.20].",
+)
+@click.option(
+    "--seed", help="Sampling seed [default: a fresh random value, recorded in the batch]."
+)
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="Replace this window's batch if it is prepared but not finalised.",
+)
+@plan_option
+@database_option
+@json_option
+def claim_prepare(
+    window: str,
+    as_of: dt.date | None,
+    rate: float | None,
+    seed: str | None,
+    replace: bool,
+    plan_path: Path | None,
+    database_url: str | None,
+    as_json: bool,
+) -> None:
+    """Evaluate at E, take every claimable family into the window's batch, draw the
+    verification sample, and write the verification list, the insufficient-evidence
+    list and the run manifest."""
+    from decimal import Decimal
+
+    from claims import batch
+
+    settings = load_settings(database_url)
+    engine = app.open_warehouse(settings)
+    try:
+        result = batch.prepare(
+            settings,
+            engine,
+            window,
+            as_of=as_of,
+            rate=Decimal(str(rate)) if rate is not None else None,
+            seed=seed,
+            replace=replace,
+            plan_path=plan_path,
+        )
+    finally:
+        engine.dispose()
+    if as_json:
+        print_json(result)
+    else:
+        _step_output(result, "Prepared")
+        out.print(f"  seed: {result.seed}")
+
+
+@claim.command("verify")
+@click.argument("window")
+@click.option(
+    "--results",
+    "results_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The completed verification list (.xlsx or .csv) as the auditor returns it.",
+)
+@click.option("--family", "family_id", help="One sampled claim's family reference.")
+@click.option("--pass/--fail", "passed", default=None, help="The result for --family.")
+@click.option("--note", default="", help="Why (required for a fail).")
+@click.option("--auditor", help="The auditor's name.")
+@click.option("--checked-on", "checked_on", type=DATE, help="Date checked [default: today].")
+@database_option
+@json_option
+def claim_verify(
+    window: str,
+    results_file: Path | None,
+    family_id: str | None,
+    passed: bool | None,
+    note: str,
+    auditor: str | None,
+    checked_on: dt.date | None,
+    database_url: str | None,
+    as_json: bool,
+) -> None:
+    """Record auditors' results for WINDOW's sampled claims.
+
+    Either --results FILE (the completed list), or one claim with --family F
+    --pass/--fail --note TEXT --auditor NAME. Importing the same results again
+    changes nothing. A failed claim leaves the batch, and failures can escalate
+    the sample: the new claims then need verifying too.
+    """
+    from claims import batch, outputs
+
+    if (results_file is None) == (family_id is None):
+        raise UserError(
+            "give either --results FILE or --family F (with --pass/--fail and --auditor)"
+        )
+    if results_file is not None:
+        if not results_file.is_file():
+            raise UserError(f"{results_file}: no such file")
+        rows = outputs.read_completed_list(results_file)
+    else:
+        if passed is None or not auditor:
+            raise UserError("--family needs --pass or --fail, and --auditor NAME")
+        rows = [
+            {
+                "family_id": family_id,
+                "result": "pass" if passed else "fail",
+                "note": note,
+                "auditor": auditor,
+                "checked_on": checked_on or dt.date.today(),
+            }
+        ]
+    settings = load_settings(database_url)
+    engine = app.open_warehouse(settings)
+    try:
+        result = batch.verify(settings, engine, window, rows)
+    finally:
+        engine.dispose()
+    if as_json:
+        print_json(result)
+    else:
+        _step_output(result, "Verified")
+
+
+@claim.command("finalise")
+@click.argument("window")
+@database_option
+@json_option
+def claim_finalise(window: str, database_url: str | None, as_json: bool) -> None:
+    """Submit WINDOW's batch: every sampled claim must have a result. Writes the MHCLG
+    claim file and the claim summary; the batch is then immutable."""
+    from claims import batch
+
+    settings = load_settings(database_url)
+    engine = app.open_warehouse(settings)
+    try:
+        result = batch.finalise(settings, engine, window)
+    finally:
+        engine.dispose()
+    if as_json:
+        print_json(result)
+    else:
+        _step_output(result, "Finalised")
+
+
+@claim.command("withdraw")
+@click.argument("family_id")
+@click.option("--reason", required=True, help="Why MHCLG's spot check rejected it.")
+@database_option
+@json_option
+def claim_withdraw(family_id: str, reason: str, database_url: str | None, as_json: bool) -> None:
+    """Mark FAMILY_ID's submitted claim withdrawn. It stays claimed: it can never be claimed again."""
+    from claims import batch
+
+    engine = app.open_warehouse(load_settings(database_url))
+    try:
+        window, fid = batch.withdraw(engine, family_id, reason)
+    finally:
+        engine.dispose()
+    if as_json:
+        print_json({"family_id": fid, "window": window, "status": "withdrawn", "reason": reason})
+    else:
+        out.print(f"Withdrew family {fid}'s claim in window {window}: {reason}")
+
+
+@claim.command("status")
+@click.argument("window", required=False)
+@database_option
+@json_option
+def claim_status(window: str | None, database_url: str | None, as_json: bool) -> None:
+    """Show every batch (or WINDOW's): claims by status, the sample and its results."""
+    from claims import batch
+
+    engine = app.open_warehouse(load_settings(database_url))
+    try:
+        result = batch.status(engine, window)
+    finally:
+        engine.dispose()
+    if as_json:
+        print_json(result)
+        return
+    if not result:
+        out.print("No claim batches yet: run 'tfclaims claim prepare --window YYYY-MM'.")
+        return
+    t = Table(title="Claim batches")
+    for col in (
+        "window",
+        "E",
+        "status",
+        "claims",
+        "sampled",
+        "passed",
+        "failed",
+        "awaiting",
+        "escalations",
+    ):
+        t.add_column(col, justify="left" if col in ("window", "E", "status", "claims") else "right")
+    for b in result:
+        lines = ", ".join(f"{k} {v:,}" for k, v in sorted(b.lines.items()))
+        t.add_row(
+            b.window,
+            str(b.as_of),
+            b.status,
+            lines,
+            f"{b.sampled:,}",
+            f"{b.passed:,}",
+            f"{b.failed:,}",
+            f"{b.awaiting_result:,}",
+            str(len(b.escalations)),
+        )
+    out.print(t)
+
+
 # ----------------------------------------------------------------------------- synth
 
 
@@ -522,6 +762,9 @@ def demo_cmd(workdir: Path, families: int, seed: int, as_json: bool) -> None:
                 "database_url": result.database_url,
                 "load": result.load,
                 "counts": result.status.counts,
+                "window": result.window,
+                "steps": result.steps,
+                "outputs": sorted(str(p) for p in result.outputs.iterdir()),
             }
         )
         return
@@ -529,10 +772,22 @@ def demo_cmd(workdir: Path, families: int, seed: int, as_json: bool) -> None:
     out.print(f"  extracts:  {result.extracts}")
     out.print(f"  warehouse: {result.database_url}")
     _print_load(result.load)
-    out.print(
-        "Next: point TFCLAIMS_DATABASE_URL at the warehouse above and run "
-        "'tfclaims status', or see README.md."
-    )
+    titles = ["Prepared"] + ["Verified"] * (len(result.steps) - 2) + ["Finalised"]
+    for title, step in zip(titles, result.steps, strict=True):
+        _step_output(step, title)
+    out.print(f"[bold]Outputs for window {result.window}[/bold] ({result.outputs}):")
+    described = {
+        "mhclg-claim-file.csv": "MHCLG claim file (family references only)",
+        "claim-summary.csv": "claim summary (CSV)",
+        "claim-summary.xlsx": "claim summary (Excel)",
+        "verification-list.xlsx": "auditors' verification list (Excel, owner-only)",
+        "verification-evidence-pack.html": "evidence pack for every sampled family (owner-only)",
+        "insufficient-evidence.csv": "families held back only by missing data (owner-only)",
+        "sample-frame.csv": "every claim's hash and rank, to re-perform the sample",
+        "manifest.json": "run manifest: plan hash, load batches, seed, counts, file hashes",
+    }
+    for f in sorted(result.outputs.iterdir()):
+        out.print(f"  {f}  [dim]{described.get(f.name, '')}[/dim]")
 
 
 # ----------------------------------------------------------------------------- bench

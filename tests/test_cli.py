@@ -42,15 +42,19 @@ def test_bad_database_url_is_one_line(capsys: pytest.CaptureFixture[str], tmp_pa
 
 
 def test_demo_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+    import os
+    import stat
+
+    import polars as pl
+
     workdir = tmp_path / "demo"
     code = 0
     try:
-        main(["demo", "--dir", str(workdir), "--families", "300", "--json"])
+        main(["demo", "--dir", str(workdir), "--families", "600", "--json"])
     except SystemExit as exc:
         code = int(exc.code or 0)
     assert code == 0, capsys.readouterr().err
-    import json
-
     report = json.loads(capsys.readouterr().out)
     assert Path(report["extracts"]).is_dir()
     assert (workdir / "tfclaims.db").is_file()
@@ -70,6 +74,34 @@ def test_demo_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
         "debt",
         "claims",
     }
-    assert loaded["families"] == 300
-    assert report["counts"] == loaded
+    assert loaded["families"] == 600
     assert "seed 2018" in (workdir / "README.md").read_text()
+    # the whole monthly batch ran: every output is there
+    folder = workdir / "claims-output" / report["window"]
+    names = {p.name for p in folder.iterdir()}
+    assert names == {
+        "mhclg-claim-file.csv",
+        "claim-summary.csv",
+        "claim-summary.xlsx",
+        "verification-list.xlsx",
+        "verification-evidence-pack.html",
+        "insufficient-evidence.csv",
+        "sample-frame.csv",
+        "manifest.json",
+    }
+    for private in (
+        "verification-list.xlsx",
+        "verification-evidence-pack.html",
+        "insufficient-evidence.csv",
+    ):
+        assert stat.S_IMODE(os.stat(folder / private).st_mode) == 0o600
+    prepared, *verified, finalised = report["steps"]
+    assert finalised["status"] == "finalised"
+    failed = verified[-1]["counts"]["failed"]
+    assert failed > 0, "the demo's auditor fails a few claims so that escalation shows"
+    assert any(step["escalations"] for step in verified)
+    claim_file = pl.read_csv(folder / "mhclg-claim-file.csv", infer_schema=False)
+    assert claim_file.height == prepared["counts"]["claimable"] - failed
+    assert claim_file.height == finalised["counts"]["submitted"]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["counts"]["submitted"] == claim_file.height
