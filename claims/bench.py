@@ -192,3 +192,107 @@ def bench_evaluate(
         if pol and ref:
             speedup[n] = ref[0].seconds / pol[0].seconds
     return EvaluateBench(as_of, results, speedup)
+
+
+# ----------------------------------------------------------------------------- batch
+
+
+@dataclass(frozen=True)
+class BatchFigure:
+    """One backend's timed claim batch."""
+
+    backend: str
+    claimable: int
+    sampled: int
+    prepare_seconds: float
+    verify_seconds: float
+    finalise_seconds: float
+    peak_rss_mib: float
+
+    @property
+    def prepare_plus_finalise(self) -> float:
+        """The figure the goal is about."""
+        return self.prepare_seconds + self.finalise_seconds
+
+
+@dataclass(frozen=True)
+class BatchBench:
+    """The batch benchmark's figures."""
+
+    families: int
+    window: str
+    results: list[BatchFigure]
+
+
+def _timed_batch(
+    url: str, folder: str, out: str, window: str
+) -> tuple[int, int, float, float, float, float]:
+    """Child process: load (untimed), then time prepare, verify (every sampled claim passes) and finalise."""
+    import datetime as dt
+
+    from claims import batch
+    from claims.settings import Settings
+
+    engine = warehouse.make_engine(url)
+    warehouse.upgrade(engine, migrations_dir())
+    warehouse.load_folder(engine, Path(folder))
+    settings = Settings(database_url=url, output_dir=Path(out))
+    t0 = time.perf_counter()
+    prepared = batch.prepare(settings, engine, window, seed="bench")
+    t1 = time.perf_counter()
+    with warehouse.batch_reader(engine, window) as tx:
+        sampled = tx.sample().get_column("family_id").to_list()
+    rows: list[dict[str, object]] = [
+        {
+            "family_id": f,
+            "result": "pass",
+            "note": "",
+            "auditor": "bench",
+            "checked_on": dt.date.today(),
+        }
+        for f in sampled
+    ]
+    batch.verify(settings, engine, window, rows)
+    t2 = time.perf_counter()
+    batch.finalise(settings, engine, window)
+    t3 = time.perf_counter()
+    engine.dispose()
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return prepared.counts["claimable"], len(sampled), t1 - t0, t2 - t1, t3 - t2, peak_mib
+
+
+def bench_batch(
+    families: int,
+    backends: list[str],
+    *,
+    window: str = "2018-02",
+    seed: int = 2018,
+    pg_url: str | None = None,
+    progress: warehouse.Progress | None = None,
+) -> BatchBench:
+    """Synthesise and load ``families``, then time a claim batch on each backend."""
+    progress = progress or warehouse.Progress()
+    tmp = Path(tempfile.mkdtemp(prefix="tfclaims-bench-"))
+    ctx = mp.get_context("spawn")
+    try:
+        progress.stage("synthesising", families)
+        synthesise(tmp / "extracts", families=families, seed=seed, progress=progress.advance)
+        results: list[BatchFigure] = []
+        progress.stage("claim batches", len(backends))
+        for backend in backends:
+            with ExitStack() as stack:
+                if backend == "sqlite":
+                    url = f"sqlite:///{tmp / 'bench.db'}"
+                else:
+                    server = pg_url or stack.enter_context(temporary_cluster())
+                    url = create_database(server, "tfclaims_bench_batch")
+                with ctx.Pool(1) as pool:
+                    claimable, sampled, prep, ver, fin, peak = pool.apply(
+                        _timed_batch,
+                        (url, str(tmp / "extracts"), str(tmp / f"out-{backend}"), window),
+                    )
+            results.append(BatchFigure(backend, claimable, sampled, prep, ver, fin, peak))
+            progress.advance(1)
+        return BatchBench(families, window, results)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
