@@ -12,6 +12,9 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import given
+from hypothesis import settings as settings_
+from hypothesis import strategies as st
 from sqlalchemy import Engine, insert
 from sqlalchemy.exc import IntegrityError
 
@@ -181,3 +184,42 @@ def test_database_forbids_a_double_claim(loaded: Engine, synth_folder: Path) -> 
                 family_id=claimed, source="batch", batch_id=None, claimed_on=E
             )
         )
+
+
+def test_database_forbids_two_batch_claims_of_one_family(loaded: Engine) -> None:
+    with loaded.begin() as conn:
+        conn.execute(
+            insert(ClaimedFamily).values(
+                family_id="X1", source="batch", batch_id=None, claimed_on=E
+            )
+        )
+    with pytest.raises(IntegrityError), loaded.begin() as conn:
+        conn.execute(
+            insert(ClaimedFamily).values(
+                family_id="X1", source="batch", batch_id=None, claimed_on=dt.date(2018, 5, 31)
+            )
+        )
+
+
+_ids = st.lists(st.text("0123456789", min_size=4, max_size=6), min_size=1, max_size=30, unique=True)
+
+
+@settings_(max_examples=60, deadline=None)
+@given(ids=_ids, data=st.data())
+def test_reimporting_recorded_results_is_a_no_op(ids: list[str], data: st.DataObject) -> None:
+    lines = pl.DataFrame({"family_id": ids})
+    recorded = [
+        {
+            "family_id": f,
+            "result": data.draw(st.sampled_from(["pass", "fail"])),
+            "note": "why",
+            "auditor": "A",
+            "checked_on": dt.date(2018, 3, 1) + dt.timedelta(days=data.draw(st.integers(0, 30))),
+        }
+        for f in ids
+    ]
+    existing = pl.DataFrame(recorded, schema=warehouse.RESULT_COLUMNS, orient="row")
+    again = data.draw(st.lists(st.sampled_from(recorded), max_size=len(recorded) * 2))
+    new, unchanged = batch._check_results("2018-02", again, lines, set(ids), existing)
+    assert new == []
+    assert unchanged == len({r["family_id"] for r in again})
