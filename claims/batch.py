@@ -485,6 +485,18 @@ def _check_results(
     return new, unchanged
 
 
+def _open_batch(
+    tx: warehouse.BatchTx,
+) -> tuple[warehouse.BatchRecord, sampling.SamplingSettings, pl.DataFrame, pl.DataFrame]:
+    """The batch ``tx`` holds (refused if finalised), its sampling settings, its lines,
+    and its sample frame as it stands: redrawn from the seed, then the logged escalations."""
+    tx.check_open()
+    b = tx.batch
+    s = sampling.SamplingSettings.model_validate(b.sampling)
+    lines = tx.lines()
+    return b, s, lines, _replay(_sample_frame(lines, b.seed, s), tx.escalations(), s)
+
+
 def verify(
     settings: Settings, engine: Engine, window: str, rows: list[dict[str, object]]
 ) -> StepResult:
@@ -495,15 +507,7 @@ def verify(
     staging = _stage(folder)
     try:
         with warehouse.batch_transaction(engine, window) as tx:
-            b = tx.batch
-            if b.finalised:
-                raise warehouse.BatchError(
-                    f"window {window} was finalised on {b.finalised_at:%Y-%m-%d}; "
-                    "a finalised batch cannot be changed"
-                )
-            s = sampling.SamplingSettings.model_validate(b.sampling)
-            lines = tx.lines()
-            frame = _replay(_sample_frame(lines, b.seed, s), tx.escalations(), s)
+            b, s, lines, frame = _open_batch(tx)
             sampled = set(frame.filter(pl.col("sampled")).get_column("family_id").to_list())
             new, unchanged = _check_results(window, rows, lines, sampled, tx.results())
             tx.add_results(_results_frame(new), at)
@@ -578,15 +582,7 @@ def finalise(settings: Settings, engine: Engine, window: str) -> StepResult:
     staging = _stage(folder)
     try:
         with warehouse.batch_transaction(engine, window) as tx:
-            b = tx.batch
-            if b.finalised:
-                raise warehouse.BatchError(
-                    f"window {window} was finalised on {b.finalised_at:%Y-%m-%d}; "
-                    "a finalised batch cannot be changed"
-                )
-            s = sampling.SamplingSettings.model_validate(b.sampling)
-            lines = tx.lines()
-            frame = _replay(_sample_frame(lines, b.seed, s), tx.escalations(), s)
+            b, s, lines, frame = _open_batch(tx)
             results = tx.results()
             sampled = set(frame.filter(pl.col("sampled")).get_column("family_id").to_list())
             waiting = sorted(sampled - set(results.get_column("family_id").to_list()))

@@ -184,7 +184,8 @@ class BatchTx:
             for r in rows
         ]
 
-    def _check_open(self) -> None:
+    def check_open(self) -> None:
+        """Refuse to change a finalised batch."""
         if self.batch.finalised:
             raise BatchError(
                 f"window {self.batch.window} was finalised on "
@@ -193,7 +194,7 @@ class BatchTx:
 
     def add_results(self, results: pl.DataFrame, at: dt.datetime) -> None:
         """Store new results; a failed claim leaves the batch with its reason kept."""
-        self._check_open()
+        self.check_open()
         if results.is_empty():
             return
         frame = results.select([pl.col(c).cast(t) for c, t in RESULT_COLUMNS.items()])
@@ -218,7 +219,7 @@ class BatchTx:
 
     def add_sample(self, members: pl.DataFrame, at: dt.datetime) -> None:
         """Add claims to the sample (``SAMPLE_COLUMNS``)."""
-        self._check_open()
+        self.check_open()
         if members.is_empty():
             return
         append_rows(
@@ -231,7 +232,7 @@ class BatchTx:
 
     def log_escalation(self, step: EscalationRecord) -> None:
         """Record one escalation."""
-        self._check_open()
+        self.check_open()
         self.conn.execute(
             insert(Escalation).values(
                 batch_id=self.batch.id,
@@ -269,7 +270,7 @@ class BatchTx:
 
     def finalise(self, at: dt.datetime) -> int:
         """Submit every included line: the registry takes each family, or the step fails whole."""
-        self._check_open()
+        self.check_open()
         lines = self.lines().filter(pl.col("status") == "included")
         if not lines.is_empty():
             try:
