@@ -130,6 +130,16 @@ def progress_bar(enabled: bool) -> Iterator[warehouse.Progress]:
         yield RichProgress(bar)
 
 
+@contextmanager
+def working(message: str, enabled: bool) -> Iterator[None]:
+    """A spinner on stderr while a long step runs (terminal only, never with --json)."""
+    if not enabled or not err.is_terminal:
+        yield
+        return
+    with err.status(message):
+        yield
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tfclaims")
 def cli() -> None:
@@ -315,7 +325,8 @@ def evaluate_cmd(
 
     engine = app.open_warehouse(load_settings(database_url))
     try:
-        result = evaluation.evaluate(engine, as_of, plan_path)
+        with working(f"evaluating every family at {as_of}", not as_json):
+            result = evaluation.evaluate(engine, as_of, plan_path)
     finally:
         engine.dispose()
     if as_json:
@@ -431,7 +442,8 @@ def plan_diff_cmd(
             raise UserError(f"{f}: no such file")
     engine = app.open_warehouse(load_settings(database_url))
     try:
-        diff = evaluation.plan_diff(engine, old, new, as_of)
+        with working("evaluating both plans", not as_json):
+            diff = evaluation.plan_diff(engine, old, new, as_of)
     finally:
         engine.dispose()
     if as_json:
@@ -534,16 +546,17 @@ def claim_prepare(
     settings = load_settings(database_url)
     engine = app.open_warehouse(settings)
     try:
-        result = batch.prepare(
-            settings,
-            engine,
-            window,
-            as_of=as_of,
-            rate=Decimal(str(rate)) if rate is not None else None,
-            seed=seed,
-            replace=replace,
-            plan_path=plan_path,
-        )
+        with working(f"preparing {window}", not as_json):
+            result = batch.prepare(
+                settings,
+                engine,
+                window,
+                as_of=as_of,
+                rate=Decimal(str(rate)) if rate is not None else None,
+                seed=seed,
+                replace=replace,
+                plan_path=plan_path,
+            )
     finally:
         engine.dispose()
     if as_json:
@@ -611,7 +624,8 @@ def claim_verify(
     settings = load_settings(database_url)
     engine = app.open_warehouse(settings)
     try:
-        result = batch.verify(settings, engine, window, rows)
+        with working(f"recording results for {window}", not as_json):
+            result = batch.verify(settings, engine, window, rows)
     finally:
         engine.dispose()
     if as_json:
@@ -632,7 +646,8 @@ def claim_finalise(window: str, database_url: str | None, as_json: bool) -> None
     settings = load_settings(database_url)
     engine = app.open_warehouse(settings)
     try:
-        result = batch.finalise(settings, engine, window)
+        with working(f"finalising {window}", not as_json):
+            result = batch.finalise(settings, engine, window)
     finally:
         engine.dispose()
     if as_json:
