@@ -125,6 +125,7 @@ class DemoResult:
     window: str
     steps: list[Any]  # the batch steps (claims.batch.StepResult), in order
     outputs: Path
+    projection: Any = None  # claims.projection.ProjectionRun at the window's E
 
 
 DEMO_WINDOW = "2018-02"
@@ -223,6 +224,12 @@ def demo(
         p.advance(2)
         steps.append(batch.finalise(settings, engine, DEMO_WINDOW))
         p.advance(1)
+        # the managers' view: claims against the quota, projected from the window's E
+        from claims import projection
+
+        p.stage("quota projection", 1)
+        projected = projection.run_projection(settings, engine, as_of=steps[-1].as_of)
+        p.advance(1)
     finally:
         engine.dispose()
     return DemoResult(
@@ -235,4 +242,5 @@ def demo(
         window=DEMO_WINDOW,
         steps=steps,
         outputs=outputs_dir / DEMO_WINDOW,
+        projection=projected,
     )

@@ -724,6 +724,123 @@ def claim_status(window: str | None, database_url: str | None, as_json: bool) ->
     out.print(t)
 
 
+# ----------------------------------------------------------------------------- project
+
+
+@cli.command("project")
+@click.option(
+    "--as-of",
+    "as_of",
+    type=DATE,
+    help="Projection date E [default: the latest finalised claim batch's E, else today].",
+)
+@click.option(
+    "--quota", type=click.IntRange(min=1), help="Families to claim [default: settings, 1900]."
+)
+@click.option(
+    "--end", "programme_end", type=DATE, help="Programme end [default: settings, 2020-03-31]."
+)
+@click.option(
+    "--lookback",
+    type=click.IntRange(min=1),
+    default=6,
+    show_default=True,
+    help="Months the run rate averages.",
+)
+@click.option(
+    "--min-history",
+    type=click.IntRange(min=0),
+    default=50,
+    show_default=True,
+    help="With fewer claimed families, the pipeline method falls back to the run rate.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder for the files [default: <output_dir>/projection-<E>].",
+)
+@plan_option
+@database_option
+@json_option
+def project_cmd(
+    as_of: dt.date | None,
+    quota: int | None,
+    programme_end: dt.date | None,
+    lookback: int,
+    min_history: int,
+    out_dir: Path | None,
+    plan_path: Path | None,
+    database_url: str | None,
+    as_json: bool,
+) -> None:
+    """Project claims against the quota to the programme end, by run rate and by pipeline
+    conversion, and write the monthly table (CSV, XLSX), the chart (PNG, SVG), the
+    pipeline by locality and a one-page HTML report for managers."""
+    from claims import projection
+
+    settings = load_settings(database_url)
+    engine = app.open_warehouse(settings)
+    try:
+        with working("projecting claims", not as_json):
+            result = projection.run_projection(
+                settings,
+                engine,
+                as_of=as_of,
+                quota=quota,
+                programme_end=programme_end,
+                lookback_months=lookback,
+                min_history=min_history,
+                out_dir=out_dir,
+                plan_path=plan_path,
+            )
+    finally:
+        engine.dispose()
+    if as_json:
+        print_json(_projection_json(result))
+        return
+    _print_projection(result)
+    out.print(f"Files in {result.folder}:")
+    for name in sorted(result.files):
+        out.print(f"  {result.files[name].path}")
+
+
+def _projection_json(result: Any) -> dict[str, Any]:
+    """The projection's headline document, with where its files are (``result``: a ProjectionRun)."""
+    doc: dict[str, Any] = result.projection.document()
+    return doc | {
+        "folder": result.folder,
+        "report": result.report,
+        "files": {name: w.path for name, w in sorted(result.files.items())},
+    }
+
+
+def _print_projection(result: Any) -> None:
+    """The headline figures as rich tables (``result``: a claims.projection.ProjectionRun)."""
+    p = result.projection
+    t = Table(title=f"Claims against the quota at E={p.as_of}", show_header=False)
+    t.add_column("item")
+    t.add_column("value", justify="right")
+    t.add_row("claims to date", f"{p.claims_to_date:,}")
+    t.add_row("withdrawn claims (not counted)", f"{p.withdrawn:,}")
+    t.add_row("quota", f"{p.quota:,} by {p.programme_end}")
+    t.add_row("still to claim", f"{p.still_to_claim:,}")
+    t.add_row("monthly claims needed", p.needed_text)
+    t.add_row("run rate (mean a month)", dict(p.headline_items())["Run rate"])
+    out.print(t)
+    m = Table(title="Projected to the programme end")
+    for col in ("method", "total", "gap", "quota reached"):
+        m.add_column(col, justify="left" if col == "method" else "right")
+    for r in p.methods:
+        style = "red" if r.gap > 0 else "green"
+        name = r.name + (" [yellow](fell back to run rate)[/yellow]" if r.fallback else "")
+        m.add_row(name, f"{r.total:,}", f"[{style}]{r.gap_text}[/{style}]", r.quota_reached)
+    out.print(m)
+    for note in p.notes:
+        out.print(f"[yellow]{note}[/yellow]" if "falls back" in note else f"[dim]{note}[/dim]")
+    out.print(f"Report: {result.report}")
+
+
 # ----------------------------------------------------------------------------- synth
 
 
@@ -780,6 +897,7 @@ def demo_cmd(workdir: Path, families: int, seed: int, as_json: bool) -> None:
                 "window": result.window,
                 "steps": result.steps,
                 "outputs": sorted(str(p) for p in result.outputs.iterdir()),
+                "projection": _projection_json(result.projection),
             }
         )
         return
@@ -803,6 +921,7 @@ def demo_cmd(workdir: Path, families: int, seed: int, as_json: bool) -> None:
     }
     for f in sorted(result.outputs.iterdir()):
         out.print(f"  {f}  [dim]{described.get(f.name, '')}[/dim]")
+    _print_projection(result.projection)
 
 
 # ----------------------------------------------------------------------------- bench
