@@ -743,16 +743,13 @@ def claim_status(window: str | None, database_url: str | None, as_json: bool) ->
 @click.option(
     "--lookback",
     type=click.IntRange(min=1),
-    default=6,
-    show_default=True,
-    help="Months the run rate averages.",
+    help="Months the run rate averages [default: settings, 6].",
 )
 @click.option(
     "--min-history",
     type=click.IntRange(min=0),
-    default=50,
-    show_default=True,
-    help="With fewer claimed families, the pipeline method falls back to the run rate.",
+    help="With fewer claimed families, pipeline conversion falls back to the run rate "
+    "[default: settings, 50].",
 )
 @click.option(
     "--out",
@@ -767,8 +764,8 @@ def project_cmd(
     as_of: dt.date | None,
     quota: int | None,
     programme_end: dt.date | None,
-    lookback: int,
-    min_history: int,
+    lookback: int | None,
+    min_history: int | None,
     out_dir: Path | None,
     plan_path: Path | None,
     database_url: str | None,

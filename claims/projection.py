@@ -1263,15 +1263,16 @@ def run_projection(
     as_of: dt.date | None = None,
     quota: int | None = None,
     programme_end: dt.date | None = None,
-    lookback_months: int = DEFAULT_LOOKBACK_MONTHS,
-    min_history: int = DEFAULT_MIN_HISTORY,
+    lookback_months: int | None = None,
+    min_history: int | None = None,
     out_dir: Path | None = None,
     plan_path: Path | None = None,
 ) -> ProjectionRun:
     """Gather, project and write: into ``out_dir`` or ``<output_dir>/projection-<E>/``.
 
-    E defaults to the latest finalised claim batch's E, else today; the quota
-    and the programme end default to the settings.
+    E defaults to the latest finalised claim batch's E, else today; the quota,
+    the programme end, the run-rate months and the thin-history threshold
+    default to the settings.
     """
     e = as_of or default_as_of(engine)
     inputs = gather_inputs(engine, e, plan_path)
@@ -1279,8 +1280,8 @@ def run_projection(
         inputs,
         quota=settings.quota if quota is None else quota,
         programme_end=programme_end or settings.programme_end,
-        lookback_months=lookback_months,
-        min_history=min_history,
+        lookback_months=settings.run_rate_months if lookback_months is None else lookback_months,
+        min_history=settings.min_history if min_history is None else min_history,
         payment_per_claim=settings.payment_per_claim,
     )
     folder = out_dir or settings.output_dir / f"projection-{e.isoformat()}"

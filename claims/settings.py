@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     payment_per_claim: Decimal = Field(Decimal("800"), description="results payment, GBP")
     quota: int = Field(1900, description="families to be turned around by programme_end")
     programme_end: date = Field(date(2020, 3, 31), description="end of the programme")
+    run_rate_months: int = Field(6, ge=1, description="months the projection's run rate averages")
+    min_history: int = Field(
+        50, ge=0, description="claimed families below which pipeline conversion falls back"
+    )
     output_dir: Path = Field(
         Path("claims-output"), description="folder holding one folder of outputs per claim window"
     )
