@@ -1,29 +1,53 @@
-"""The vectorised evaluator: a plan compiled to polars lazy frames, every family at E at once.
+"""The vectorised evaluator: a plan compiled to one polars query, every family at E at once.
 
-Each criterion of the plan language compiles to a lazy frame with one row per
-*subject* (a family, or a person in a family) holding ``state`` (a small
-integer code) and ``earliest`` (the earliest date of a pending state). Combining
-states is arithmetic on the codes:
+How the plan becomes a query
+----------------------------
+Every criterion is evaluated for a *subject*: a family or a person. There are
+two subject frames, with one row per subject:
 
-* codes are ordered as the ``all`` combination ranks them: met 0, unknown 1,
-  pending 2, not_met 3, so ``all`` is the maximum;
-* swapping met and not_met (codes 0 and 3) turns that order into the ``any``
-  order, so ``any`` is the swap of the maximum of the swaps, and ``not`` is the
-  swap itself.
+* ``F``: the attached families (``_f``, ``A`` and the A-relative dates the plan
+  needs, such as A - 12 months, computed once per family);
+* ``P``: the members of attached families (``_p``, ``_f``, ``A``, role, birth
+  date).
+
+A leaf primitive (``count``, ``spell``, ``term_rate`` ...) becomes aggregate
+expressions over the rows of its source table: each table is read once, as of
+E, joined once to its subjects, and grouped once per subject level, with every
+leaf that reads it contributing conditional aggregates to the same
+``group_by`` (``(cond).sum()``, ``when(cond).then(x).min()``). Primitives that
+need more than one pass (the most recent terms, the latest snapshot of each
+kind, "no later spell", weeks in work) build small derived frames keyed by
+subject. Everything above the leaves -- ``all``, ``any``, ``not``, rule steps,
+effective dates, identification, eligibility, SSP, CE and claimability -- is
+column arithmetic on ``P`` and ``F``; people are combined into families by one
+``group_by`` over ``P``. The whole evaluation, evidence included, is a single
+lazy query collected once.
+
+States are small integer codes ordered as the ``all`` combination ranks them:
+met 0, unknown 1, pending 2, not_met 3, so ``all`` is the maximum; swapping met
+and not_met (codes 0 and 3) turns that order into the ``any`` order, so ``any``
+is the swap of the maximum of the swaps, and ``not`` is the swap itself.
+
+Evidence
+--------
+Each leaf also yields the source rows it reports (exactly the rows the
+reference evaluator's result for that leaf lists). Which leaves count for a
+key is decided per subject by the rule's steps (the step that settled the
+state, or the test), the people in scope and the key's context (attached,
+rule in effect, headline or indicator identified). Those rows are collected in
+long form, filtered by per-subject bit masks and gathered into one list per
+family and key at the end.
 
 The meaning is the reference evaluator's (``rules.reference``); the two are
-checked against each other by differential property tests.
-
-Status: states, earliest dates, identified people, eligibility, SSP, CE,
-claimability and basis are produced. The figures compared and the evidence row
-keys are not yet produced here; ``rules.reference`` gives them per family.
+checked against each other, states, dates and evidence rows, by differential
+property tests.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
 
@@ -63,36 +87,54 @@ from rules.model import (
     WeeksInWork,
     Window,
     node_spec,
+    primitive_name,
     tables_read,
 )
+from rules.results import RowRef
 from rules.sources import TABLES, Sources, check_sources
 from rules.states import State
 
-__all__ = ["Evaluation", "evaluate"]
+__all__ = ["ROW_TABLES", "Evaluation", "evaluate"]
 
 MET, UNKNOWN, PENDING, NOT_MET = 0, 1, 2, 3
 CODES: dict[State, int] = {"met": MET, "unknown": UNKNOWN, "pending": PENDING, "not_met": NOT_MET}
 NAMES: tuple[State, ...] = ("met", "unknown", "pending", "not_met")
 STATE_ENUM = pl.Enum(["met", "not_met", "pending", "unknown"])
 CODE = pl.Int8
-S, D, F = "state", "earliest", "flips"
-# Families and people are keyed by integers inside the evaluator (joins on strings are
-# slow at millions of rows); family_id and person_id come back at the end.
-FAM = ["_f"]
-PER = ["_f", "_p"]
+Level = Literal["P", "F"]
+
+# Evidence row keys: (table number << 40) | row_no, tables numbered in name order, so that
+# sorting the keys sorts (table, row_no) as RowRef sorts.
+ROW_TABLES: tuple[str, ...] = tuple(sorted(TABLES))
+ROW_TABLE_ENUM = pl.Enum(list(ROW_TABLES))
+_ROW_BITS = 40
+_ROW_MASK = (1 << _ROW_BITS) - 1
+ROW_REF = pl.Struct({"table": ROW_TABLE_ENUM, "row_no": pl.Int64})
+_SWAP = pl.Series("swap", [NOT_MET, UNKNOWN, PENDING, MET], dtype=CODE)
+_BIG = 1 << 20  # shifts day numbers to be positive in sort keys
+_ENGINE: Literal["in-memory", "streaming"] = "in-memory"
 
 
 def _swap(e: pl.Expr) -> pl.Expr:
     """Swap met and not_met: the ``not`` of a state, and the bridge between all and any."""
+    return pl.lit(_SWAP).gather(e.cast(pl.UInt32))
+
+
+def _swap_agg(e: pl.Expr) -> pl.Expr:
+    """``_swap`` for aggregation contexts."""
     return pl.when(e == MET).then(NOT_MET).when(e == NOT_MET).then(MET).otherwise(e).cast(CODE)
 
 
-def _lit_state(code: int) -> pl.Expr:
+def _code(code: int) -> pl.Expr:
     return pl.lit(code, CODE)
 
 
 def _no_date() -> pl.Expr:
     return pl.lit(None, pl.Date)
+
+
+def _days(d: pl.Expr) -> pl.Expr:
+    return d.cast(pl.Int32).cast(pl.Int64)
 
 
 def _first_day_after(x: pl.Expr, period: Period) -> pl.Expr:
@@ -113,77 +155,176 @@ def _period_before(x: pl.Expr, period: Period) -> pl.Expr:
     return x.dt.offset_by(f"-{period.months}mo")
 
 
-@dataclass(frozen=True)
-class Scope:
-    """The subjects a criterion is evaluated for: families, or people in families.
+def _where(where: dict[str, list[str]] | None) -> pl.Expr:
+    cond = pl.lit(True)
+    for column, codes in (where or {}).items():
+        cond = cond & pl.col(column).is_in(codes)
+    return cond
 
-    ``frame`` has the key columns, ``A`` and, for people, ``role`` and ``birth_date``.
+
+def _row_key(table: str) -> pl.Expr:
+    return pl.lit(ROW_TABLES.index(table) << _ROW_BITS, pl.Int64) + pl.col("row_no").cast(pl.Int64)
+
+
+# ---------------------------------------------------------------------------
+# compiled criteria
+
+
+@dataclass(eq=False)
+class Leaf:
+    """A source of evidence rows: a frame of (``_f``, [``_p``], ``_k``) and the conditions,
+    on the person and on the family, under which its rows count for its key."""
+
+    level: Level
+    frame: pl.LazyFrame
+    p_conds: list[pl.Expr] = field(default_factory=list)
+    f_conds: list[pl.Expr] = field(default_factory=list)
+    key: str = ""
+
+
+@dataclass(frozen=True)
+class Node:
+    """A compiled criterion: expressions over the subject frame of its level.
+
+    ``date`` is the earliest date of a pending state (None: never dated),
+    ``flips`` the day a guard's answer changes, ``figure`` the primary figure
+    compared and ``direction`` whether a higher figure favours met (+1) or not_met
+    (-1); 0 when there is no figure.
     """
 
-    frame: pl.LazyFrame
-    person: bool
-
-    @property
-    def keys(self) -> list[str]:
-        """The key columns."""
-        return PER if self.person else FAM
-
-
-def _result(scope: Scope, state: pl.Expr, earliest: pl.Expr | None = None) -> pl.LazyFrame:
-    return scope.frame.select(
-        *scope.keys,
-        state.cast(CODE).alias(S),
-        (earliest if earliest is not None else _no_date()).alias(D),
-        _no_date().alias(F),
-    )
+    level: Level
+    state: pl.Expr
+    date: pl.Expr | None = None
+    flips: pl.Expr | None = None
+    leaves: tuple[Leaf, ...] = ()
+    figure: pl.Expr | None = None
+    direction: int = 0
 
 
-def _attach(scope: Scope, found: pl.LazyFrame, fill: dict[str, Any]) -> pl.LazyFrame:
-    """Every subject of the scope, with the aggregated columns of ``found`` (or ``fill``)."""
-    joined = scope.frame.select(*scope.keys, "A").join(found, on=scope.keys, how="left")
-    return joined.with_columns(
-        [pl.col(c).fill_null(pl.lit(v)) for c, v in fill.items() if v is not None]
-    )
+def _add_cond(leaves: Sequence[Leaf], level: Level, cond: pl.Expr) -> None:
+    for leaf in leaves:
+        (leaf.p_conds if level == "P" else leaf.f_conds).append(cond)
+
+
+@dataclass
+class _Frame:
+    """A subject frame under construction: aggregate joins, then staged columns."""
+
+    key: str
+    aggs: dict[tuple[str, str], dict[str, pl.Expr]] = field(default_factory=dict)
+    keyed: list[tuple[pl.LazyFrame, str]] = field(default_factory=list)
+    stages: dict[int, dict[str, pl.Expr]] = field(default_factory=dict)
+    stage_of: dict[str, int] = field(default_factory=dict)
 
 
 class _Compiler:
-    """Compiles plan rules to lazy frames for one set of sources and one E."""
+    """Compiles a plan into lazy frames for one set of sources and one E."""
 
-    def __init__(self, sources: Sources, as_of: date) -> None:
-        check_sources(sources)
+    def __init__(self, sources: Sources, as_of: date, scout: _Compiler | None = None) -> None:
+        if scout is None:
+            check_sources(sources)
         self.e = as_of
+        self.scouting = scout is None
         self.loaded = frozenset(sources.tables)
-        families = sources.tables.get("families")
+        self.sources = sources
+        self.n = 0
+        self.frames: dict[Level, _Frame] = {"P": _Frame("_p"), "F": _Frame("_f")}
+        self.p2f: dict[str, pl.Expr] = {}
+        self.bounds: dict[str, pl.Expr] = {}
+        self.selections: dict[str, pl.Expr] = {}
+        self.derived: dict[str, pl.LazyFrame] = {}
+        self.leaves: list[Leaf] = []
+        self._cache: dict[str, Any] = {}
+        if scout is not None:
+            # the frames are built with every A-relative date and term selection the plan
+            # needs, which a first (scouting) compilation found
+            self.bounds = dict(scout.bounds)
+            self.selections = dict(scout.selections)
+            self._cache.update({k: v for k, v in scout._cache.items() if k.startswith("sel:")})
+        self._base()
+        if scout is not None:
+            # read every table once: the subjects, then each table's rows joined to them
+            f_base, p_base = pl.collect_all([self.f_base, self.p_base], engine=_ENGINE)
+            self._cache["f_base"], self._cache["p_base"] = f_base.lazy(), p_base.lazy()
+            used = [k for k in scout._cache if k.startswith("rows:")]
+            for k, frame in zip(
+                used, pl.collect_all([self.rows(k[5:]) for k in used], engine=_ENGINE), strict=True
+            ):
+                self._cache[k] = frame.lazy()
+
+    # -- names and frames ---------------------------------------------------
+
+    def name(self, prefix: str = "n") -> str:
+        """A fresh column name."""
+        self.n += 1
+        return f"_{prefix}{self.n}"
+
+    def _base(self) -> None:
+        families = self.sources.tables.get("families")
         if families is None:
             families = pl.LazyFrame(schema=TABLES["families"].schema)
-        self.families = _materialise(
-            families.select(
-                "family_id", "locality", pl.col("attached_on").alias("A")
-            ).with_row_index("_f")
-        )
-        attached = self.families.filter(pl.col("A").is_not_null() & (pl.col("A") <= as_of))
-        self.family_scope = Scope(_materialise(attached.select("_f", "A")), person=False)
-        people = sources.tables.get("people")
+        self.all_families = families.select(
+            "family_id", "locality", pl.col("attached_on").alias("A")
+        ).with_row_index("_f")
+        e = pl.lit(self.e)
+        self._attached = self.all_families.filter(pl.col("A").is_not_null() & (pl.col("A") <= e))
+        people = self.sources.tables.get("people")
         if people is None:
             people = pl.LazyFrame(schema=TABLES["people"].schema)
-        self.people = _materialise(
-            people.select("person_id", "family_id", "role", "birth_date", "row_no")
-            .join(attached.select("family_id", "_f", "A"), on="family_id", how="inner")
-            .with_row_index("_p")
-        )
-        self.tables: dict[str, pl.LazyFrame] = {}
-        for name, frame in sources.tables.items():
-            if name in ("families", "people", "claims"):
-                continue
-            self.tables[name] = _materialise(self._as_of(name, frame))
-        claims = sources.tables.get("claims")
-        self.claims = claims.select("family_id").unique() if claims is not None else None
-        self.claimed_ids = sorted(sources.claimed_family_ids)
+        self._people = people
 
-    def _as_of(self, name: str, frame: pl.LazyFrame) -> pl.LazyFrame:
-        """A table in the world as of E, each row carrying its family (and person) number."""
+    def bound(self, kind: Literal["before", "after"], period: Period) -> pl.Expr:
+        """A - period (``before``) or the first day D with D - period >= A (``after``), as a
+        column computed once per family."""
+        name = f"_A{'-' if kind == 'before' else '+'}{period.months}m{period.days}d"
+        if name not in self.bounds:
+            a = pl.col("A")
+            self.bounds[name] = (
+                _period_before(a, period) if kind == "before" else _first_day_after(a, period)
+            )
+        return pl.col(name)
+
+    @property
+    def f_base(self) -> pl.LazyFrame:
+        """Attached families with their A-relative dates."""
+        if "f_base" not in self._cache:
+            self._cache["f_base"] = self._attached.select(
+                "_f", "family_id", "A", *[e.alias(n) for n, e in self.bounds.items()]
+            )
+        frame: pl.LazyFrame = self._cache["f_base"]
+        return frame
+
+    @property
+    def p_base(self) -> pl.LazyFrame:
+        """Members of attached families."""
+        if "p_base" not in self._cache:
+            self._cache["p_base"] = (
+                self._people.select(
+                    "person_id",
+                    "family_id",
+                    "role",
+                    "birth_date",
+                    _row_key("people").alias("_kp"),
+                )
+                .join(self.f_base, on="family_id", how="inner")
+                .drop("family_id")
+                .with_row_index("_p")
+            )
+        frame: pl.LazyFrame = self._cache["p_base"]
+        return frame
+
+    def rows(self, table: str) -> pl.LazyFrame:
+        """A table in the world as of E, each row with its family (and person) and ``_k``."""
+        key = f"rows:{table}"
+        if key not in self._cache:
+            self._cache[key] = self._rows(table)
+        frame: pl.LazyFrame = self._cache[key]
+        return frame
+
+    def _rows(self, name: str) -> pl.LazyFrame:
         t = TABLES[name]
         e = pl.lit(self.e)
+        frame = self.sources.tables[name]
         if t.shape in ("event", "snapshot"):
             frame = frame.filter(pl.col(t.date or "") <= e)
         elif t.shape == "spell":
@@ -193,334 +334,436 @@ class _Compiler:
             )
         elif t.shape == "term":
             frame = frame.filter((pl.col("term_end") <= e) & (pl.col("possible_sessions") > 0))
+        frame = frame.with_columns(_row_key(name).alias("_k"))
         if t.key == "person_id":
             frame = frame.join(
-                self.people.select("person_id", *PER), on="person_id", how="inner"
+                self.p_base.drop("role", "birth_date", "_kp"), on="person_id", how="inner"
             ).drop("person_id")
         else:
-            frame = frame.join(
-                self.families.select("family_id", "_f"), on="family_id", how="inner"
-            ).drop("family_id")
+            frame = frame.join(self.f_base, on="family_id", how="inner").drop("family_id")
+        if name == "attendance" and self.selections:
+            frame = frame.with_columns(
+                *[e.fill_null(False).alias(n) for n, e in self.selections.items()]
+            )
         return frame
 
-    # -- helpers --------------------------------------------------------------
+    def group_key(self, level: Level, table: str) -> str:
+        """The subject column a table's rows are grouped by for a level."""
+        return "_p" if level == "P" and TABLES[table].key == "person_id" else "_f"
 
-    def anchor(self, name: str) -> pl.Expr:
-        """A or E as an expression."""
-        return pl.col("A") if name == "A" else pl.lit(self.e)
+    # -- registering columns ------------------------------------------------
 
-    def bounds(self, window: Window) -> tuple[pl.Expr, pl.Expr]:
-        """(start, end] of a window, as expressions over the subject's A."""
-        if window.anchor == "E":
-            return pl.lit(period_before(self.e, window.period)), pl.lit(self.e)
-        return _period_before(pl.col("A"), window.period), pl.col("A")
+    def agg(self, level: Level, source: str, group: str, expr: pl.Expr) -> pl.Expr:
+        """An aggregate of a source's rows per ``group``, as a column of the level's frame."""
+        aggs = self.frames[level].aggs.setdefault((source, group), {})
+        text = str(expr)
+        for name, known in aggs.items():
+            if str(known) == text:
+                return pl.col(name)
+        name = self.name("a")
+        aggs[name] = expr
+        self.frames[level].stage_of[name] = 0
+        return pl.col(name)
 
-    def rows(
-        self, scope: Scope, table: str, where: dict[str, list[str]] | None = None
-    ) -> pl.LazyFrame:
-        """The rows of ``table`` for each subject: its own rows, or all its family's rows."""
-        frame = self.tables[table]
-        for column, codes in (where or {}).items():
-            frame = frame.filter(pl.col(column).is_in(codes))
-        on = PER if scope.person and TABLES[table].key == "person_id" else FAM
-        if not scope.person and TABLES[table].key == "person_id":
-            frame = frame.drop("_p")
-        return scope.frame.select(*scope.keys, "A").join(frame, on=on, how="inner")
+    def table_agg(self, level: Level, table: str, expr: pl.Expr) -> pl.Expr:
+        """An aggregate of a table's rows for each subject of the level."""
+        return self.agg(level, f"rows:{table}", self.group_key(level, table), expr)
 
-    def unknown(self, scope: Scope) -> pl.LazyFrame:
-        """Every subject unknown."""
-        return _result(scope, _lit_state(UNKNOWN))
+    def keyed(self, level: Level, frame: pl.LazyFrame, key: str, columns: Sequence[str]) -> None:
+        """Join a frame with one row per ``key`` and ``columns`` (uniquely named)."""
+        self.frames[level].keyed.append((frame.select(key, *columns), key))
+        for column in columns:
+            self.frames[level].stage_of[column] = 0
+
+    def define(self, level: Level, expr: pl.Expr) -> pl.Expr:
+        """A column of the level's frame, computed after the columns it reads."""
+        frame = self.frames[level]
+        roots = expr.meta.root_names()
+        stage = 1 + max((frame.stage_of.get(r, 0) for r in roots), default=0)
+        name = self.name()
+        frame.stages.setdefault(stage, {})[name] = expr
+        frame.stage_of[name] = stage
+        return pl.col(name)
+
+    def to_family(self, expr: pl.Expr) -> pl.Expr:
+        """An aggregate over each family's people, as a column of ``F``."""
+        name = self.name("g")
+        self.p2f[name] = expr
+        self.frames["F"].stage_of[name] = 0
+        return pl.col(name)
+
+    def node(
+        self,
+        level: Level,
+        state: pl.Expr,
+        date_: pl.Expr | None = None,
+        *,
+        flips: pl.Expr | None = None,
+        leaves: Sequence[Leaf] = (),
+        figure: pl.Expr | None = None,
+        direction: int = 0,
+    ) -> Node:
+        """A node whose state (and date, figure) are columns of the level's frame."""
+        return Node(
+            level,
+            self.define(level, state.cast(CODE)),
+            None if date_ is None else self.define(level, date_),
+            flips,
+            tuple(leaves),
+            None if figure is None else self.define(level, figure),
+            direction if figure is not None else 0,
+        )
+
+    def leaf(self, level: Level, frame: pl.LazyFrame, table: str | None = None) -> Leaf:
+        """Register the evidence rows of a leaf (rows of ``table``, when family-keyed, count
+        for every member of the family)."""
+        if level == "P" and table is not None and TABLES[table].key == "family_id":
+            frame = frame.join(self.p_base.select("_f", "_p"), on="_f", how="inner")
+        columns = ["_f", "_p", "_k"] if level == "P" else ["_f", "_k"]
+        leaf = Leaf(level, frame.select(columns))
+        self.leaves.append(leaf)
+        return leaf
+
+    def const(self, level: Level, code: int) -> Node:
+        """Every subject in one state, with no evidence."""
+        return Node(level, _code(code))
+
+    def keep(self, frame: pl.LazyFrame) -> pl.LazyFrame:
+        """A derived frame read by several parts of the query, computed once (when compiling
+        for real; a scouting compilation only looks)."""
+        return frame if self.scouting else frame.collect(engine=_ENGINE).lazy()
 
     def missing(self, *tables: str) -> bool:
         """Whether any of the tables was never loaded."""
         return any(t not in self.loaded for t in tables)
 
-    # -- combinators --------------------------------------------------------------
+    # -- windows ----------------------------------------------------------------
 
-    def combine(
-        self, how: Literal["all", "any"], parts: Sequence[pl.LazyFrame], keys: list[str]
-    ) -> pl.LazyFrame:
-        """Combine frames of the same subjects with all or any."""
-        joined = parts[0].select(*keys, pl.col(S).alias("s0"), pl.col(D).alias("d0"))
-        for i, part in enumerate(parts[1:], 1):
-            joined = joined.join(
-                part.select(*keys, pl.col(S).alias(f"s{i}"), pl.col(D).alias(f"d{i}")),
-                on=keys,
-                how="left",
-            )
-        states = [pl.col(f"s{i}") for i in range(len(parts))]
-        dates = [pl.col(f"d{i}") for i in range(len(parts))]
+    def anchor(self, name: str) -> pl.Expr:
+        """A or E as an expression."""
+        return pl.col("A") if name == "A" else pl.lit(self.e)
+
+    def window(self, window: Window) -> tuple[pl.Expr, pl.Expr]:
+        """(start, end] of a window, as expressions over a row's A."""
+        if window.anchor == "E":
+            return pl.lit(period_before(self.e, window.period)), pl.lit(self.e)
+        return self.bound("before", window.period), pl.col("A")
+
+    # -- combinators ------------------------------------------------------------
+
+    def combine(self, how: Literal["all", "any"], parts: Sequence[Node], level: Level) -> Node:
+        """Combine nodes of the same level with all or any."""
+        leaves = [leaf for p in parts for leaf in p.leaves]
+        figure, direction = next(((p.figure, p.direction) for p in parts if p.direction), (None, 0))
         if how == "all":
-            state = pl.max_horizontal(states)
-            latest = pl.max_horizontal(
-                [pl.when(s == PENDING).then(d) for s, d in zip(states, dates, strict=True)]
-            )
+            state = self.define(level, pl.max_horizontal([p.state for p in parts]))
         else:
-            state = _swap(pl.max_horizontal([_swap(s) for s in states]))
-            latest = pl.min_horizontal(
-                [pl.when(s == PENDING).then(d) for s, d in zip(states, dates, strict=True)]
+            worst = self.define(level, pl.max_horizontal([_swap(p.state) for p in parts]))
+            state = self.define(level, _swap(worst))
+        dated = [p for p in parts if p.date is not None]
+        date_: pl.Expr | None = None
+        if dated:
+            pending = [(p.state == PENDING) for p in parts]
+            candidates = [pl.when(p.state == PENDING).then(p.date) for p in dated]
+            best = pl.max_horizontal(candidates) if how == "all" else pl.min_horizontal(candidates)
+            undated = pl.any_horizontal(
+                [
+                    pend & (p.date.is_null() if p.date is not None else pl.lit(True))
+                    for pend, p in zip(pending, parts, strict=True)
+                ]
             )
-        undated = pl.any_horizontal(
-            [(s == PENDING) & d.is_null() for s, d in zip(states, dates, strict=True)]
-        )
-        return joined.select(
-            *keys,
-            state.cast(CODE).alias(S),
-            pl.when((state == PENDING) & ~undated).then(latest).alias(D),
-            _no_date().alias(F),
+            date_ = self.define(level, pl.when((state == PENDING) & ~undated).then(best))
+        return Node(level, state, date_, None, tuple(leaves), figure, direction)
+
+    def negate(self, inner: Node) -> Node:
+        """``not``: met and not_met swap; the date stays."""
+        state = self.define(inner.level, _swap(inner.state))
+        return Node(
+            inner.level, state, inner.date, None, inner.leaves, inner.figure, -inner.direction
         )
 
-    def group(self, how: Literal["all", "any"], frame: pl.LazyFrame, onto: Scope) -> pl.LazyFrame:
-        """Combine per-person results into one result per family of ``onto``."""
-        s, d = pl.col(S), pl.col(D)
-        pending = s == PENDING
+    def people_of(self, role: str) -> pl.Expr:
+        """Whether a row of ``P`` has the role (``member``: everyone)."""
+        return pl.lit(True) if role == "member" else pl.col("role") == role
+
+    def group(self, how: Literal["all", "any"], per: Node, in_scope: pl.Expr) -> Node:
+        """Combine per-person results into one result per family."""
+        s = per.state
         if how == "all":
-            state = s.max()
-            date_ = d.filter(pending).max()
+            state = self.to_family(pl.when(in_scope).then(s).max())
             empty = MET
         else:
-            state = _swap(_swap(s).max())
-            date_ = d.filter(pending).min()
+            best_swapped = self.to_family(pl.when(in_scope).then(_swap_agg(s)).max())
+            state = _swap(best_swapped.fill_null(MET))
             empty = NOT_MET
-        grouped = frame.group_by(FAM).agg(
-            state.cast(CODE).alias(S),
-            date_.alias("_d"),
-            (pending & d.is_null()).any().alias("_undated"),
+        state = state.fill_null(empty)
+        date_: pl.Expr | None = None
+        if per.date is not None:
+            pending = in_scope & (s == PENDING)
+            d = pl.when(pending).then(per.date)
+            best = self.to_family(d.max() if how == "all" else d.min())
+            undated = self.to_family((pending & per.date.is_null()).any())
+            date_ = pl.when((state == PENDING) & ~undated.fill_null(False)).then(best)
+        figure: pl.Expr | None = None
+        if per.figure is not None:
+            value = pl.when(in_scope).then(per.figure)
+            # any: the person nearest to met decides; all: the person nearest to not_met
+            highest = (how == "any") == (per.direction > 0)
+            figure = self.to_family(value.max() if highest else value.min())
+        return self.node(
+            "F", state, date_, leaves=per.leaves, figure=figure, direction=per.direction
         )
-        return (
-            onto.frame.select(FAM)
-            .join(grouped, on=FAM, how="left")
-            .select(
-                *FAM,
-                pl.col(S).fill_null(empty).cast(CODE).alias(S),
-                pl.when((pl.col(S) == PENDING) & ~pl.col("_undated")).then(pl.col("_d")).alias(D),
-                _no_date().alias(F),
-            )
-        )
-
-    def persons(self, role: str, family: Scope) -> Scope:
-        """Every family member with ``role`` (``member``: everyone)."""
-        people = self.people if role == "member" else self.people.filter(pl.col("role") == role)
-        frame = people.join(family.frame.select(FAM), on=FAM, how="inner")
-        return Scope(frame.select(*PER, "A", "role", "birth_date"), person=True)
 
     # -- criteria -------------------------------------------------------------
 
-    def criterion(self, node: BaseModel, scope: Scope) -> pl.LazyFrame:
-        """Compile one criterion node for the subjects of ``scope``."""
+    def criterion(self, node: BaseModel, level: Level) -> Node:
+        """Compile one criterion node for the subjects of a level."""
         spec = node_spec(node)
         if isinstance(node, AllNode):
-            return self.combine("all", [self.criterion(n, scope) for n in spec], scope.keys)
+            return self.combine("all", [self.criterion(n, level) for n in spec], level)
         if isinstance(node, AnyNode):
-            return self.combine("any", [self.criterion(n, scope) for n in spec], scope.keys)
+            return self.combine("any", [self.criterion(n, level) for n in spec], level)
         if isinstance(node, NotNode):
-            inner = self.criterion(spec, scope)
-            return inner.with_columns(_swap(pl.col(S)).alias(S), _no_date().alias(F))
+            return self.negate(self.criterion(spec, level))
         if isinstance(node, EachPersonNode):
-            persons = self.persons(spec.role, scope)
-            return self.group(spec.combine, self.criterion(spec.test, persons), scope)
-        result: pl.LazyFrame = _LEAVES[type(spec)](self, spec, scope)
+            in_scope = self.people_of(spec.role)
+            inner = self.criterion(spec.test, "P")
+            _add_cond(inner.leaves, "P", in_scope)
+            return self.group(spec.combine, inner, in_scope)
+        result: Node = _LEAVES[type(spec)](self, spec, level)
         return result
 
-    def count(self, spec: Count, scope: Scope) -> pl.LazyFrame:
+    def count(self, spec: Count, level: Level) -> Node:
         """``count`` for every subject."""
         if self.missing(spec.table):
-            return self.unknown(scope)
+            return self.const(level, UNKNOWN)
         dated = pl.col(TABLES[spec.table].date or "")
-        rows = self.rows(scope, spec.table, spec.where)
+        where = _where(spec.where)
+        extra: list[Leaf] = []
         if isinstance(spec.window, InTerms):
             if self.missing("attendance"):
-                return self.unknown(scope)
-            terms = self.terms(scope, spec.window.in_terms).select(
-                *scope.keys, "term_start", "term_end"
-            )
+                return self.const(level, UNKNOWN)
+            subject = self.group_key(level, spec.table)
+            flag = self.selection(spec.window.in_terms, level)
+            terms = self.rows("attendance").filter(pl.col(flag))
             inside = (
-                rows.join(terms, on=scope.keys, how="inner")
+                self.rows(spec.table)
+                .filter(where)
+                .join(terms.select(subject, "term_start", "term_end"), on=subject, how="inner")
                 .filter((pl.col("term_start") <= dated) & (dated <= pl.col("term_end")))
-                .unique([*scope.keys, "row_no"])
+                .unique([subject, "_k"])
             )
+            source = self.name("d")
+            inside = self.keep(inside)
+            self.derived[source] = inside
+            n = self.agg(level, source, subject, pl.len()).fill_null(0)
+            extra.append(self.leaf(level, terms))
+            rows = inside
         else:
             if isinstance(spec.window, SinceAttachment):
                 lo, hi = pl.col("A"), pl.lit(self.e)
             else:
-                lo, hi = self.bounds(spec.window)
-            inside = rows.filter((dated > lo) & (dated <= hi))
-        counted = _attach(scope, inside.group_by(scope.keys).agg(pl.len().alias("n")), {"n": 0})
-        n = pl.col("n")
+                lo, hi = self.window(spec.window)
+            cond = where & (dated > lo) & (dated <= hi)
+            n = self.table_agg(level, spec.table, cond.sum()).fill_null(0)
+            rows = self.rows(spec.table).filter(cond)
         # counts are whole numbers: compare with the threshold rounded the safe way
         if spec.at_least is not None:
-            ok = n >= math.ceil(spec.at_least)
+            ok, direction = n >= math.ceil(spec.at_least), 1
         elif spec.at_most is not None:
-            ok = n <= math.floor(spec.at_most)
+            ok, direction = n <= math.floor(spec.at_most), -1
         else:
             assert spec.fewer_than is not None
-            ok = n < math.ceil(spec.fewer_than)
-        return _result(Scope(counted, scope.person), pl.when(ok).then(MET).otherwise(NOT_MET))
+            ok, direction = n < math.ceil(spec.fewer_than), -1
+        return self.node(
+            level,
+            pl.when(ok).then(MET).otherwise(NOT_MET),
+            leaves=[self.leaf(level, rows, spec.table), *extra],
+            figure=n,
+            direction=direction,
+        )
 
-    def reduction(self, spec: Reduction, scope: Scope) -> pl.LazyFrame:
+    def reduction(self, spec: Reduction, level: Level) -> Node:
         """``reduction`` for every subject."""
         if self.missing(spec.table):
-            return self.unknown(scope)
+            return self.const(level, UNKNOWN)
         dated = pl.col(TABLES[spec.table].date or "")
-        rows = self.rows(scope, spec.table, spec.where)
-        (blo, bhi), (llo, lhi) = self.bounds(spec.baseline), self.bounds(spec.later)
-        counts = rows.group_by(scope.keys).agg(
-            ((dated > blo) & (dated <= bhi)).sum().alias("b"),
-            ((dated > llo) & (dated <= lhi)).sum().alias("l"),
-        )
-        counted = _attach(scope, counts, {"b": 0, "l": 0})
+        where = _where(spec.where)
+        (blo, bhi), (llo, lhi) = self.window(spec.baseline), self.window(spec.later)
+        in_b = where & (dated > blo) & (dated <= bhi)
+        in_l = where & (dated > llo) & (dated <= lhi)
+        b = self.table_agg(level, spec.table, in_b.sum()).fill_null(0).cast(pl.Int64)
+        later = self.table_agg(level, spec.table, in_l.sum()).fill_null(0).cast(pl.Int64)
         num, den = spec.at_least_percent.as_integer_ratio()
         # 100 * later <= (100 - p) * baseline, in integers
-        ok = pl.col("l").cast(pl.Int64) * (100 * den) <= pl.col("b").cast(pl.Int64) * (
-            100 * den - num
+        ok = later * (100 * den) <= b * (100 * den - num)
+        percent = pl.when(b > 0).then(((b - later) * 100 / b).round(2))
+        return self.node(
+            level,
+            pl.when(ok).then(MET).otherwise(NOT_MET),
+            leaves=[self.leaf(level, self.rows(spec.table).filter(in_b | in_l), spec.table)],
+            figure=percent,
+            direction=1,
         )
-        return _result(Scope(counted, scope.person), pl.when(ok).then(MET).otherwise(NOT_MET))
 
-    def spell(self, spec: Spell, scope: Scope) -> pl.LazyFrame:
+    def spell(self, spec: Spell, level: Level) -> Node:
         """``spell`` for every subject."""
         if self.missing(spec.table):
-            return self.unknown(scope)
+            return self.const(level, UNKNOWN)
         start, end = pl.col(TABLES[spec.table].date or ""), pl.col("_end")
-        rows = self.rows(scope, spec.table, spec.where)
         if spec.covers is not None:
             x = self.anchor(spec.covers)
             hit = (start <= x) & (x <= end)
         else:
             assert spec.overlaps is not None
-            lo, hi = self.bounds(spec.overlaps)
-            hit = (start <= hi) & (end > lo)
-        hits = rows.filter(hit).group_by(scope.keys).agg(pl.len().alias("n"))
-        counted = _attach(scope, hits, {"n": 0})
-        return _result(
-            Scope(counted, scope.person), pl.when(pl.col("n") > 0).then(MET).otherwise(NOT_MET)
+            lo, hi = self.window(spec.overlaps)
+            hit = (start <= hi) & (end > lo) & (start <= end)
+        hit = _where(spec.where) & hit
+        n = self.table_agg(level, spec.table, hit.sum()).fill_null(0)
+        return self.node(
+            level,
+            pl.when(n > 0).then(MET).otherwise(NOT_MET),
+            leaves=[self.leaf(level, self.rows(spec.table).filter(hit), spec.table)],
+            figure=n,
+            direction=1,
         )
 
-    def spell_open(self, spec: SpellOpen, scope: Scope) -> pl.LazyFrame:
+    def spell_open(self, spec: SpellOpen, level: Level) -> Node:
         """``spell_open`` for every subject."""
         if self.missing(spec.table):
-            return self.unknown(scope)
+            return self.const(level, UNKNOWN)
         t = TABLES[spec.table]
         start, raw_end = pl.col(t.date or ""), pl.col(t.end or "")
         since = spec.since.period
         cutoff = pl.lit(period_before(self.e, since))
-        open_ = self.rows(scope, spec.table, spec.where).filter(
-            raw_end.is_null() | (raw_end >= pl.lit(self.e))
-        )
-        agg = open_.group_by(scope.keys).agg(
-            (start <= cutoff).any().alias("long"),
-            _first_day_after(start, since).min().alias("d"),
-        )
-        found = _attach(scope, agg, {"long": False})
+        is_open = _where(spec.where) & (raw_end.is_null() | (raw_end >= pl.lit(self.e)))
+        long_ = is_open & (start <= cutoff)
+        has_long = self.table_agg(level, spec.table, long_.any()).fill_null(False)
+        first = self.table_agg(level, spec.table, pl.when(is_open).then(start).min())
         state = (
-            pl.when(pl.col("long"))
-            .then(MET)
-            .when(pl.col("d").is_not_null())
-            .then(PENDING)
-            .otherwise(NOT_MET)
+            pl.when(has_long).then(MET).when(first.is_not_null()).then(PENDING).otherwise(NOT_MET)
         )
-        return _result(
-            Scope(found, scope.person), state, pl.when(state == PENDING).then(pl.col("d"))
+        # first_day_after is non-decreasing: the earliest date comes from the earliest start
+        date_ = pl.when(~has_long).then(_first_day_after(first, since))
+        subject = self.group_key(level, spec.table)
+        rows = (
+            self.rows(spec.table)
+            .filter(is_open)
+            .filter((start <= cutoff) | ~(start <= cutoff).any().over(subject))
         )
+        return self.node(level, state, date_, leaves=[self.leaf(level, rows, spec.table)])
 
-    def spell_completed(self, spec: SpellCompleted, scope: Scope) -> pl.LazyFrame:
+    def spell_completed(self, spec: SpellCompleted, level: Level) -> Node:
         """``spell_completed`` for every subject."""
         if self.missing(spec.table):
-            return self.unknown(scope)
+            return self.const(level, UNKNOWN)
         t = TABLES[spec.table]
-        start, end = t.date or "", t.end or ""
+        start, end = pl.col(t.date or ""), pl.col(t.end or "")
         since = spec.since.period
-        rows = self.rows(scope, spec.table, spec.where)
-        ended = rows.filter(
-            pl.col(end).is_not_null()
-            & (pl.col(end) > pl.col("A"))
-            & (pl.col(end) <= pl.lit(self.e))
-        )
-        for column, codes in spec.ended_with.items():
-            ended = ended.filter(pl.col(column).is_in(codes))
-        later = (
-            ended.select(*scope.keys, "row_no", pl.col(end).alias("_x"))
-            .join(
-                rows.select(*scope.keys, pl.col("row_no").alias("_o"), pl.col(start).alias("_s")),
-                on=scope.keys,
-            )
-            .filter((pl.col("_o") != pl.col("row_no")) & (pl.col("_s") >= pl.col("_x")))
-            .select(*scope.keys, "row_no")
-            .unique()
-        )
-        candidates = ended.join(later, on=[*scope.keys, "row_no"], how="anti")
+        subject = self.group_key(level, spec.table)
         cutoff = pl.lit(period_before(self.e, since))
-        agg = candidates.group_by(scope.keys).agg(
-            (pl.col(end) <= cutoff).any().alias("done"),
-            _first_day_after(pl.col(end), since).min().alias("d"),
+        # another spell started on or after this one's end: the latest start among the
+        # subject's other spells (the latest, or the runner-up when this one is the only latest)
+        top = start.max().over(subject)
+        n_top = (start == top).sum().over(subject)
+        runner_up = pl.when(start < top).then(start).max().over(subject)
+        other_latest = pl.when((start == top) & (n_top == 1)).then(runner_up).otherwise(top)
+        ended = (
+            end.is_not_null()
+            & (end > pl.col("A"))
+            & (end <= pl.lit(self.e))
+            & _where(spec.ended_with)
         )
-        found = _attach(scope, agg, {"done": False})
-        state = (
-            pl.when(pl.col("done"))
-            .then(MET)
-            .when(pl.col("d").is_not_null())
-            .then(PENDING)
-            .otherwise(NOT_MET)
+        candidates = (
+            self.rows(spec.table)
+            .filter(_where(spec.where))
+            .with_columns((ended & ~(other_latest >= end).fill_null(False)).alias("_cand"))
+            .filter(pl.col("_cand"))
         )
-        return _result(
-            Scope(found, scope.person), state, pl.when(state == PENDING).then(pl.col("d"))
-        )
+        source = self.name("d")
+        candidates = self.keep(candidates)
+        self.derived[source] = candidates
+        done = self.agg(level, source, subject, (end <= cutoff).any()).fill_null(False)
+        first = self.agg(level, source, subject, end.min())
+        state = pl.when(done).then(MET).when(first.is_not_null()).then(PENDING).otherwise(NOT_MET)
+        date_ = pl.when(~done).then(_first_day_after(first, since))
+        rows = candidates.filter((end <= cutoff) | ~(end <= cutoff).any().over(subject))
+        return self.node(level, state, date_, leaves=[self.leaf(level, rows, spec.table)])
 
-    def terms(self, scope: Scope, sel: TermSelection) -> pl.LazyFrame:
-        """The selected terms of each subject, most recent first, at most ``last``."""
-        rows = self.rows(scope, "attendance")
+    def selection(self, sel: TermSelection, level: Level) -> str:
+        """A column of the attendance rows: whether the row is a selected term of its subject."""
+        subject = self.group_key(level, "attendance")
+        key = f"sel:{subject}:{sel.model_dump_json()}"
+        if key in self._cache:
+            name: str = self._cache[key]
+            return name
+        cond = pl.lit(True)
         if sel.window is not None:
-            lo, hi = self.bounds(sel.window)
-            rows = rows.filter((pl.col("term_end") > lo) & (pl.col("term_end") <= hi))
+            lo, hi = self.window(sel.window)
+            cond = cond & (pl.col("term_end") > lo) & (pl.col("term_end") <= hi)
         if sel.start_on_or_after is not None:
-            rows = rows.filter(pl.col("term_start") >= pl.col("A"))
+            cond = cond & (pl.col("term_start") >= pl.col("A"))
         if sel.last:
-            # most recent by term_end, then term_start; (person, term_start) is unique
-            recency = pl.col("term_end").cast(pl.Int32).cast(pl.Int64) * (1 << 32) + pl.col(
-                "term_start"
-            ).cast(pl.Int32).cast(pl.Int64)
-            rows = rows.filter(
-                recency.rank("ordinal", descending=True).over(scope.keys) <= sel.last
+            # most recent by term_end, then term_start; equal terms in row order
+            recency = (
+                (_days(pl.col("term_end")) + _BIG).cast(pl.Int128) * (1 << 64)
+                + (_days(pl.col("term_start")) + _BIG).cast(pl.Int128) * (1 << _ROW_BITS)
+                + (_ROW_MASK - pl.col("row_no")).cast(pl.Int128)
             )
-        return rows
+            rank = pl.when(cond).then(recency).rank("ordinal", descending=True).over(subject)
+            cond = cond & (rank <= sel.last)
+        name = f"_sel{len(self.selections)}"
+        self.selections[name] = cond
+        self._cache[key] = name
+        return name
 
-    def term_rate(self, spec: TermRate, scope: Scope) -> pl.LazyFrame:
+    def term_rate(self, spec: TermRate, level: Level) -> Node:
         """``term_rate`` for every subject."""
         if self.missing(spec.table):
-            return self.unknown(scope)
-        agg = (
-            self.terms(scope, spec.terms)
-            .group_by(scope.keys)
-            .agg(
-                pl.col("unauthorised_sessions").sum().alias("u"),
-                pl.col("possible_sessions").sum().alias("p"),
-            )
-        )
-        found = _attach(scope, agg, {})
-        u, p = pl.col("u").cast(pl.Int64), pl.col("p").cast(pl.Int64)
+            return self.const(level, UNKNOWN)
+        selected = pl.col(self.selection(spec.terms, level))
+        u = self.table_agg(
+            level, "attendance", pl.when(selected).then(pl.col("unauthorised_sessions")).sum()
+        ).cast(pl.Int64)
+        p = self.table_agg(
+            level, "attendance", pl.when(selected).then(pl.col("possible_sessions")).sum()
+        ).cast(pl.Int64)
+        n = self.table_agg(level, "attendance", selected.sum()).fill_null(0)
         if spec.at_least_percent is not None:
-            pct, cmp = spec.at_least_percent, "ge"
+            pct, cmp, direction = spec.at_least_percent, "ge", 1
         else:
             assert spec.below_percent is not None
-            pct, cmp = spec.below_percent, "lt"
+            pct, cmp, direction = spec.below_percent, "lt", -1
         num, den = pct.as_integer_ratio()
         left, right = u * (100 * den), p * num
         ok = left >= right if cmp == "ge" else left < right
-        state = pl.when(p.is_null()).then(UNKNOWN).when(ok).then(MET).otherwise(NOT_MET)
-        return _result(Scope(found, scope.person), state)
-
-    def terms_recorded(self, spec: TermsRecorded, scope: Scope) -> pl.LazyFrame:
-        """``terms_recorded`` for every subject."""
-        if self.missing(spec.table):
-            return self.unknown(scope)
-        agg = self.terms(scope, spec.terms).group_by(scope.keys).agg(pl.len().alias("n"))
-        found = _attach(scope, agg, {"n": 0})
-        return _result(
-            Scope(found, scope.person),
-            pl.when(pl.col("n") >= spec.at_least).then(MET).otherwise(NOT_MET),
+        state = pl.when(n == 0).then(UNKNOWN).when(ok).then(MET).otherwise(NOT_MET)
+        rate = pl.when(n > 0).then((u * 100 / p).round(2))
+        return self.node(
+            level,
+            state,
+            leaves=[self.leaf(level, self.rows("attendance").filter(selected))],
+            figure=rate,
+            direction=direction,
         )
 
-    def age(self, spec: Age, scope: Scope) -> pl.LazyFrame:
-        """``age`` for every subject."""
+    def terms_recorded(self, spec: TermsRecorded, level: Level) -> Node:
+        """``terms_recorded`` for every subject."""
+        if self.missing(spec.table):
+            return self.const(level, UNKNOWN)
+        selected = pl.col(self.selection(spec.terms, level))
+        n = self.table_agg(level, "attendance", selected.sum()).fill_null(0)
+        return self.node(
+            level,
+            pl.when(n >= spec.at_least).then(MET).otherwise(NOT_MET),
+            leaves=[self.leaf(level, self.rows("attendance").filter(selected))],
+            figure=n,
+            direction=1,
+        )
+
+    def age(self, spec: Age, level: Level) -> Node:
+        """``age`` for every person."""
+        assert level == "P", "age needs a person"
         at, birth = self.anchor(spec.at), pl.col("birth_date")
         before = (at.dt.month().cast(pl.Int32) * 100 + at.dt.day().cast(pl.Int32)) < (
             birth.dt.month().cast(pl.Int32) * 100 + birth.dt.day().cast(pl.Int32)
@@ -531,353 +774,351 @@ class _Compiler:
             ok = ok & (years >= spec.at_least)
         if spec.at_most is not None:
             ok = ok & (years <= spec.at_most)
-        return _result(
-            scope, pl.when(birth.is_null()).then(UNKNOWN).when(ok).then(MET).otherwise(NOT_MET)
+        rows = self.p_base.select("_f", "_p", pl.col("_kp").alias("_k"))
+        return self.node(
+            level,
+            pl.when(birth.is_null()).then(UNKNOWN).when(ok).then(MET).otherwise(NOT_MET),
+            leaves=[self.leaf(level, rows)],
         )
 
-    def latest(self, scope: Scope, table: str, window: Window) -> pl.LazyFrame:
-        """The latest snapshot of each kind in the window, per subject."""
-        dated = pl.col(TABLES[table].date or "")
-        lo, hi = self.bounds(window)
-        return (
-            self.rows(scope, table)
-            .filter((dated > lo) & (dated <= hi))
-            .group_by([*scope.keys, "kind"])
-            .agg(pl.col("amount").sort_by(dated).last(), dated.max().alias("_on"))
-        )
+    def latest(self, level: Level, table: str, window: Window) -> tuple[str, pl.LazyFrame]:
+        """The latest snapshot of each kind in the window, per subject (earliest row on ties)."""
+        subject = self.group_key(level, table)
+        key = f"latest:{subject}:{table}:{window.model_dump_json()}"
+        if key not in self._cache:
+            dated = pl.col(TABLES[table].date or "")
+            lo, hi = self.window(window)
+            rank = _days(dated) * (1 << _ROW_BITS) + (_ROW_MASK - pl.col("row_no"))
+            best = rank.arg_max()
+            frame = (
+                self.rows(table)
+                .filter((dated > lo) & (dated <= hi))
+                .group_by(subject, "kind")
+                .agg(
+                    pl.col("amount").get(best),
+                    pl.col("_k").get(best),
+                    dated.get(best),
+                    *([pl.col("_f").first()] if subject == "_p" else []),
+                )
+            )
+            self._cache[key] = self.keep(frame)
+        found: pl.LazyFrame = self._cache[key]
+        return subject, found
 
-    def total(self, scope: Scope, table: str, window: Window, name: str) -> pl.LazyFrame:
-        """The sum over kinds of the latest snapshots, per subject (0 when none)."""
-        agg = (
-            self.latest(scope, table, window)
-            .group_by(scope.keys)
-            .agg(pl.col("amount").sum().alias(name))
-        )
-        return agg
+    def total(self, level: Level, table: str, window: Window) -> pl.Expr:
+        """The sum over kinds of the latest snapshots, per subject (null when none)."""
+        subject, latest = self.latest(level, table, window)
+        key = f"total:{subject}:{table}:{window.model_dump_json()}"
+        if key not in self._cache:
+            source = self.name("d")
+            self.derived[source] = latest
+            self._cache[key] = source
+        return self.agg(level, self._cache[key], subject, pl.col("amount").sum())
 
-    def snapshot_total(self, spec: SnapshotTotal, scope: Scope) -> pl.LazyFrame:
+    def snapshot_total(self, spec: SnapshotTotal, level: Level) -> Node:
         """``snapshot_total`` for every subject."""
         if self.missing(spec.table):
-            return self.unknown(scope)
-        found = _attach(scope, self.total(scope, spec.table, spec.window, "t"), {})
-        ok = pl.col("t").fill_null(0) >= pl.lit(spec.at_least, pl.Decimal(scale=2))
-        return _result(Scope(found, scope.person), pl.when(ok).then(MET).otherwise(NOT_MET))
+            return self.const(level, UNKNOWN)
+        total = self.total(level, spec.table, spec.window).fill_null(pl.lit(0, pl.Decimal(scale=2)))
+        ok = total >= pl.lit(spec.at_least, pl.Decimal(scale=2))
+        _, latest = self.latest(level, spec.table, spec.window)
+        return self.node(
+            level,
+            pl.when(ok).then(MET).otherwise(NOT_MET),
+            leaves=[self.leaf(level, latest, spec.table)],
+            figure=total,
+            direction=1,
+        )
 
-    def snapshot_vs_baseline(self, spec: SnapshotVsBaseline, scope: Scope) -> pl.LazyFrame:
+    def snapshot_vs_baseline(self, spec: SnapshotVsBaseline, level: Level) -> Node:
         """``snapshot_vs_baseline`` for every subject."""
         if self.missing(spec.table):
-            return self.unknown(scope)
-        base = self.total(scope, spec.table, spec.baseline, "b")
-        now = self.total(scope, spec.table, spec.current, "c")
-        found = _attach(scope, base, {}).join(now, on=scope.keys, how="left")
+            return self.const(level, UNKNOWN)
         zero = pl.lit(0, pl.Decimal(scale=2))
-        b, c = pl.col("b").fill_null(zero), pl.col("c").fill_null(zero)
+        b = self.total(level, spec.table, spec.baseline).fill_null(zero)
+        c = self.total(level, spec.table, spec.current).fill_null(zero)
         num, den = spec.at_most_percent.as_integer_ratio()
         ok = c * (100 * den) <= b * num
-        return _result(Scope(found, scope.person), pl.when(ok).then(MET).otherwise(NOT_MET))
+        leaves = [
+            self.leaf(level, self.latest(level, spec.table, w)[1], spec.table)
+            for w in (spec.baseline, spec.current)
+        ]
+        return self.node(
+            level,
+            pl.when(ok).then(MET).otherwise(NOT_MET),
+            leaves=leaves,
+            figure=c,
+            direction=-1,
+        )
 
-    def snapshot_kinds_missing(self, spec: SnapshotKindsMissing, scope: Scope) -> pl.LazyFrame:
+    def snapshot_kinds_missing(self, spec: SnapshotKindsMissing, level: Level) -> Node:
         """``snapshot_kinds_missing`` for every subject."""
         if self.missing(spec.table):
-            return self.unknown(scope)
+            return self.const(level, UNKNOWN)
+        subject = self.group_key(level, spec.table)
         dated = pl.col(TABLES[spec.table].date or "")
-        rows = self.rows(scope, spec.table)
-        blo, bhi = self.bounds(spec.baseline)
-        clo, chi = self.bounds(spec.current)
-        in_base = (
-            rows.filter((dated > blo) & (dated <= bhi) & (pl.col("amount") > 0))
-            .select(*scope.keys, "kind")
-            .unique()
+        (blo, bhi), (clo, chi) = self.window(spec.baseline), self.window(spec.current)
+        in_base = (dated > blo) & (dated <= bhi) & (pl.col("amount") > 0)
+        kinds = (
+            self.rows(spec.table)
+            .group_by(subject, "kind")
+            .agg(in_base.any().alias("_b"), ((dated > clo) & (dated <= chi)).any().alias("_c"))
+            .filter(pl.col("_b") & ~pl.col("_c"))
+            .select(subject, "kind")
         )
-        now = rows.filter((dated > clo) & (dated <= chi)).select(*scope.keys, "kind").unique()
-        missing = (
-            in_base.join(now, on=[*scope.keys, "kind"], how="anti")
-            .group_by(scope.keys)
-            .agg(pl.len().alias("n"))
-        )
-        found = _attach(scope, missing, {"n": 0})
-        return _result(
-            Scope(found, scope.person), pl.when(pl.col("n") > 0).then(MET).otherwise(NOT_MET)
+        source = self.name("d")
+        kinds = self.keep(kinds)
+        self.derived[source] = kinds
+        n = self.agg(level, source, subject, pl.len()).fill_null(0)
+        rows = self.rows(spec.table).filter(in_base).join(kinds, on=[subject, "kind"], how="semi")
+        return self.node(
+            level,
+            pl.when(n > 0).then(MET).otherwise(NOT_MET),
+            leaves=[self.leaf(level, rows, spec.table)],
         )
 
-    def snapshot_dated_before(self, spec: SnapshotDatedBefore, scope: Scope) -> pl.LazyFrame:
+    def snapshot_dated_before(self, spec: SnapshotDatedBefore, level: Level) -> Node:
         """``snapshot_dated_before`` for every subject."""
         if self.missing(spec.table):
-            return self.unknown(scope)
-        sustained = _first_day_after(pl.col("A"), spec.sustain.period)
-        latest = self.latest(scope, spec.table, spec.window).join(
-            scope.frame.select(*scope.keys, "A"), on=scope.keys
+            return self.const(level, UNKNOWN)
+        sustained = self.bound("after", spec.sustain.period)
+        subject, latest = self.latest(level, spec.table, spec.window)
+        dated = pl.col(TABLES[spec.table].date or "")
+        early = latest.join(self.f_base.select("_f", sustained), on="_f", how="inner").filter(
+            dated < sustained
         )
-        early = (
-            latest.filter(pl.col("_on") < sustained).group_by(scope.keys).agg(pl.len().alias("n"))
-        )
-        found = _attach(scope, early, {"n": 0})
-        return found.select(
-            *scope.keys,
-            pl.when(pl.col("n") > 0).then(MET).otherwise(NOT_MET).cast(CODE).alias(S),
-            _no_date().alias(D),
-            sustained.alias(F),
+        source = self.name("d")
+        early = self.keep(early)
+        self.derived[source] = early
+        n = self.agg(level, source, subject, pl.len()).fill_null(0)
+        return self.node(
+            level,
+            pl.when(n > 0).then(MET).otherwise(NOT_MET),
+            flips=sustained,
+            leaves=[self.leaf(level, early, spec.table)],
         )
 
-    def weeks_in_work(self, spec: WeeksInWork, scope: Scope) -> pl.LazyFrame:
-        """``weeks_in_work`` for every subject."""
+    def weeks_in_work(self, spec: WeeksInWork, level: Level) -> Node:
+        """``weeks_in_work`` for every person."""
+        assert level == "P", "weeks_in_work needs a person"
         oow, emp = spec.out_of_work, spec.employment
         if self.missing(oow.table, emp.table):
-            return self.unknown(scope)
-        tb = TABLES[oow.table]
-        benefits = self.rows(scope, oow.table, oow.where)
+            return self.const(level, UNKNOWN)
+        tb, te = TABLES[oow.table], TABLES[emp.table]
+        benefits = self.rows(oow.table).filter(_where(oow.where))
+        employment = self.rows(emp.table).filter(_where(emp.where))
         start = pl.col(tb.date or "")
-        at_a = benefits.filter((start <= pl.col("A")) & (pl.col("A") <= pl.col("_end")))
+        covers_a = (start <= pl.col("A")) & (pl.col("A") <= pl.col("_end"))
         key = pl.lit(None, pl.Int64)
-        for req in sorted(spec.requirements, key=lambda r: (r.weeks, r.out_of)):
-            match = pl.lit(True)
-            for column, codes in req.when.items():
-                match = match & pl.col(column).is_in(codes)
-            key = pl.when(match).then(pl.lit(req.weeks * 100_000 + req.out_of)).otherwise(key)
-        required = at_a.group_by(scope.keys).agg(key.max().alias("req"))
-        base = _attach(scope, required, {}).with_columns(
-            (pl.col("req") // 100_000).alias("k"),
-            (pl.col("req") % 100_000).alias("m"),
-            (_week(pl.col("A")) + 1).alias("first"),
-            pl.lit(_last_week(self.e), pl.Int64).alias("last"),
-        )
-        qualifying = _materialise(base).filter(
-            pl.col("req").is_not_null() & (pl.col("first") + pl.col("m") - 1 <= pl.col("last"))
-        )
-        bounds = qualifying.select(*scope.keys, "first", "last")
-        # Weeks in work come in runs: the full weeks inside merged employment, minus every
-        # week that an out-of-work spell touches. Work with runs (intervals of week numbers),
-        # never with single weeks, so the cost follows the number of spells, not of weeks.
-        work = _materialise(
-            _merge(self.rows(scope, emp.table, emp.where), scope.keys, TABLES[emp.table].date or "")
-            .join(bounds, on=scope.keys)
-            .select(
-                *scope.keys,
-                pl.max_horizontal(_ceil_week(pl.col("_s")), pl.col("first")).alias("_ws"),
-                pl.min_horizontal(_floor_week_end(pl.col("_e")), pl.col("last")).alias("_we"),
-            )
-            .filter(pl.col("_ws") <= pl.col("_we"))
-        )
-        touched = _materialise(
-            _merge(benefits, scope.keys, tb.date or "")
-            .join(bounds, on=scope.keys)
-            .select(
-                *scope.keys,
-                "first",
-                "last",
-                _week(pl.col("_s")).alias("_bs"),
-                _week(pl.col("_e")).alias("_be"),
-            )
-            .sort([*scope.keys, "_bs"])
-            .with_columns(pl.col("_be").cum_max().over(scope.keys).alias("_reach"))
-        )
-        # the weeks between out-of-work spells (and after the last one) are free of them
-        gaps = pl.concat(
-            [
-                touched.select(
-                    *scope.keys,
-                    (pl.col("_reach").shift(1).over(scope.keys) + 1)
-                    .fill_null(pl.col("first"))
-                    .alias("_fs"),
-                    (pl.col("_bs") - 1).alias("_fe"),
-                ),
-                touched.group_by(scope.keys).agg(
-                    (pl.col("_reach").max() + 1).alias("_fs"), pl.col("last").first().alias("_fe")
-                ),
-                bounds.join(touched.select(scope.keys).unique(), on=scope.keys, how="anti").select(
-                    *scope.keys, pl.col("first").alias("_fs"), pl.col("last").alias("_fe")
-                ),
-            ],
-            how="diagonal_relaxed",
-        ).filter(pl.col("_fs") <= pl.col("_fe"))
-        runs = _materialise(
-            work.join(gaps, on=scope.keys)
-            .select(
-                *scope.keys,
-                pl.max_horizontal("_ws", "_fs").alias("_rs"),
-                pl.min_horizontal("_we", "_fe").alias("_re"),
-            )
-            .filter(pl.col("_rs") <= pl.col("_re"))
-        )
-        # the best window starts at the first week or a run's start, or ends at a run's end
-        span = qualifying.select(*scope.keys, "first", "last", "m")
-        candidates = pl.concat(
-            [
-                span.select(*scope.keys, pl.col("first").alias("_c")),
-                runs.join(span, on=scope.keys).select(*scope.keys, pl.col("_rs").alias("_c")),
-                runs.join(span, on=scope.keys).select(
-                    *scope.keys, (pl.col("_re") - pl.col("m") + 1).alias("_c")
-                ),
-            ]
-        )
-        counted = (
-            candidates.join(span, on=scope.keys)
-            .select(
-                *scope.keys,
-                "m",
-                pl.min_horizontal(
-                    pl.max_horizontal("_c", "first"), pl.col("last") - pl.col("m") + 1
-                ).alias("_c"),
-            )
-            .unique()
-            .join(runs, on=scope.keys)
+        for requirement in sorted(spec.requirements, key=lambda r: (r.weeks, r.out_of)):
+            code = requirement.weeks * 100_000 + requirement.out_of
+            key = pl.when(_where(requirement.when)).then(pl.lit(code)).otherwise(key)
+        base = (
+            benefits.filter(covers_a)
+            .group_by("_p")
+            .agg(key.max().alias("_req"), pl.col("A").first())
             .with_columns(
-                (
-                    pl.min_horizontal("_re", pl.col("_c") + pl.col("m") - 1)
-                    - pl.max_horizontal("_rs", "_c")
-                    + 1
-                )
-                .clip(lower_bound=0)
-                .alias("_n")
+                (pl.col("_req") // 100_000).alias("_wk"),
+                (pl.col("_req") % 100_000).alias("_wm"),
+                (_week(pl.col("A")) + 1).alias("_first"),
+                pl.lit(_last_week(self.e), pl.Int64).alias("_last"),
             )
-            .group_by([*scope.keys, "_c"])
-            .agg(pl.col("_n").sum())
-            .group_by(scope.keys)
-            .agg(pl.col("_n").max().alias("_best"))
+            .with_columns((pl.col("_first") + pl.col("_wm") - 1 <= pl.col("_last")).alias("_fits"))
         )
-        found = base.join(counted, on=scope.keys, how="left")
-        n = pl.col("_best").fill_null(0)
-        fits = pl.col("first") + pl.col("m") - 1 <= pl.col("last")
+        span = base.filter(pl.col("_req").is_not_null() & pl.col("_fits")).select(
+            "_p", "_first", "_last", "_wk", "_wm"
+        )
+        runs = _runs_in_work(
+            _merge(employment, "_p", te.date or ""), _merge(benefits, "_p", tb.date or ""), span
+        )
+        best = _best_window(span, runs)
+        values = [
+            pl.col("_req"),
+            pl.col("_fits"),
+            pl.col("_first") + pl.col("_wm") - 1,
+            pl.col("_wk"),
+            pl.col("_best"),
+            pl.col("_shown"),
+            pl.col("_start"),
+            pl.col("_wm"),
+        ]
+        names = [self.name("w") for _ in values]
+        result = self.keep(
+            base.join(best, on="_p", how="left").select(
+                "_p", *[v.alias(n) for v, n in zip(values, names, strict=True)]
+            )
+        )
+        req, fits, first_end, k, best_n, shown, wstart, m = (pl.col(n) for n in names)
+        self.keyed("P", result, "_p", names)
+        n = best_n.fill_null(0)
         state = (
-            pl.when(pl.col("req").is_null())
+            pl.when(req.is_null())
             .then(NOT_MET)
             .when(~fits)
             .then(PENDING)
-            .when(n >= pl.col("k"))
+            .when(n >= k)
             .then(MET)
             .otherwise(NOT_MET)
         )
-        earliest = pl.when(pl.col("req").is_not_null() & ~fits).then(
-            _sunday(pl.col("first") + pl.col("m") - 1)
+        date_ = pl.when(req.is_not_null() & ~fits).then(_sunday(first_end))
+        # evidence: the spells covering A while no window can be judged, otherwise the
+        # employment and out-of-work spells touching the window judged
+        ws = (pl.col("_ws") * 7 - 3).cast(pl.Int32).cast(pl.Date)
+        we = _sunday(pl.col("_ws") + pl.col("_wm") - 1)
+        window = result.filter(req.is_not_null() & fits).select(
+            "_p", wstart.alias("_ws"), m.alias("_wm")
         )
-        return _result(Scope(found, scope.person), state, earliest)
+
+        def touching(frame: pl.LazyFrame, start_col: str) -> pl.LazyFrame:
+            s = pl.col(start_col)
+            return frame.join(window, on="_p", how="inner").filter(
+                (s <= we) & (pl.col("_end") >= ws) & (s <= pl.col("_end"))
+            )
+
+        waiting = result.filter(req.is_null() | ~fits).select("_p")
+        at_a = benefits.filter(covers_a).join(waiting, on="_p", how="semi")
+        leaves = [
+            self.leaf(level, at_a),
+            self.leaf(level, touching(employment, te.date or "")),
+            self.leaf(level, touching(benefits, tb.date or "")),
+        ]
+        return self.node(
+            level,
+            state,
+            date_,
+            leaves=leaves,
+            figure=pl.when(req.is_not_null() & fits).then(shown.fill_null(0)),
+            direction=1,
+        )
 
     # -- rules ------------------------------------------------------------------
 
-    def rule(self, rule: Rule, scope: Scope) -> pl.LazyFrame:
+    def rule(self, rule: Rule, level: Level) -> Node:
         """Steps in order (leading waits, evidence test, the rest), then the test."""
-        layers: list[tuple[pl.LazyFrame | None, pl.Expr, pl.Expr]] = []
+        layers: list[tuple[pl.Expr, pl.Expr | None, tuple[Leaf, ...]]] = []
         steps = list(rule.steps)
         i = 0
         while i < len(steps) and isinstance(steps[i], WaitStep):
             layers.append(self.wait(steps[i]))  # type: ignore[arg-type]
             i += 1
         explicit = {t for s in steps if isinstance(s, NeedsStep) for t in s.needs}
-        final: pl.LazyFrame | None = None
+        final: Node | None = None
         if self.missing(*(tables_read(rule) - explicit)):
-            final = self.unknown(scope)
+            final = self.const(level, UNKNOWN)
         else:
             for step in steps[i:]:
                 if isinstance(step, WaitStep):
                     layers.append(self.wait(step))
                 elif isinstance(step, NeedsStep):
                     if self.missing(*step.needs):
-                        final = self.unknown(scope)
+                        final = self.const(level, UNKNOWN)
                         break
                 else:
                     node = step.if_ if step.if_ is not None else step.unless
                     assert node is not None
-                    c = self.criterion(node, scope)
-                    s = pl.col(S)
+                    c = self.criterion(node, level)
+                    s = c.state
                     undecided = (s == PENDING) | (s == UNKNOWN)
                     fires = (s == MET) if step.if_ is not None else (s == NOT_MET)
                     then = CODES[step.then]
-                    when_pending = pl.col(F) if step.then == "pending" else _no_date()
-                    layers.append(
-                        (
-                            c,
-                            pl.when(undecided).then(s).when(fires).then(then),
-                            pl.when(undecided).then(pl.col(D)).when(fires).then(when_pending),
+                    when_fires = c.flips if step.then == "pending" and c.flips is not None else None
+                    guard_date: pl.Expr | None = None
+                    if c.date is not None or when_fires is not None:
+                        guard_date = (
+                            pl.when(undecided)
+                            .then(c.date if c.date is not None else _no_date())
+                            .when(fires)
+                            .then(when_fires if when_fires is not None else _no_date())
                         )
+                    layers.append(
+                        (pl.when(undecided).then(s).when(fires).then(then), guard_date, c.leaves)
                     )
             if final is None:
-                final = self.criterion(rule.test, scope)
-        frame = scope.frame.select(*scope.keys, "A")
-        state_parts: list[pl.Expr] = []
-        date_parts: list[tuple[pl.Expr, pl.Expr]] = []
-        for n, (source, state, earliest) in enumerate(layers):
-            if source is not None:
-                frame = frame.join(
-                    source.select(*scope.keys, S, D, F)
-                    .with_columns(state.cast(CODE).alias(f"_s{n}"), earliest.alias(f"_d{n}"))
-                    .select(*scope.keys, f"_s{n}", f"_d{n}"),
-                    on=scope.keys,
-                    how="left",
+                final = self.criterion(rule.test, level)
+        if not layers:
+            return final
+        state_parts = [self.define(level, s.cast(CODE)) for s, _, _ in layers]
+        state = pl.coalesce([*state_parts, final.state])
+        date_: pl.Expr | None = final.date
+        if any(d is not None for _, d, _ in layers) or final.date is not None:
+            date_ = final.date if final.date is not None else _no_date()
+            for s_n, (_, d_n, _) in reversed(list(zip(state_parts, layers, strict=True))):
+                date_ = (
+                    pl.when(s_n.is_not_null())
+                    .then(d_n if d_n is not None else _no_date())
+                    .otherwise(date_)
                 )
-            else:
-                frame = frame.with_columns(
-                    state.cast(CODE).alias(f"_s{n}"), earliest.alias(f"_d{n}")
-                )
-            state_parts.append(pl.col(f"_s{n}"))
-            date_parts.append((pl.col(f"_s{n}"), pl.col(f"_d{n}")))
-        frame = frame.join(
-            final.select(*scope.keys, pl.col(S).alias("_st"), pl.col(D).alias("_dt")),
-            on=scope.keys,
-            how="left",
+        decided = pl.coalesce(
+            [pl.when(s.is_not_null()).then(pl.lit(n, pl.Int8)) for n, s in enumerate(state_parts)]
+            + [pl.lit(len(layers), pl.Int8)]
         )
-        state_expr = pl.coalesce([*state_parts, pl.col("_st")])
-        date_expr: pl.Expr = pl.col("_dt")
-        for s_n, d_n in reversed(date_parts):
-            date_expr = pl.when(s_n.is_not_null()).then(d_n).otherwise(date_expr)
-        # Materialise each rule: the query plans stay small, each rule is one vectorised pass.
-        return _materialise(
-            frame.select(
-                *scope.keys, state_expr.cast(CODE).alias(S), date_expr.alias(D), _no_date().alias(F)
-            )
+        leaves: list[Leaf] = []
+        if final.leaves or any(ls for _, _, ls in layers):
+            decided_by = self.define(level, decided)
+            for n, (_, _, layer_leaves) in enumerate(layers):
+                _add_cond(layer_leaves, level, decided_by == n)
+                leaves += layer_leaves
+            _add_cond(final.leaves, level, decided_by == len(layers))
+            leaves += final.leaves
+        figure = None
+        if final.figure is not None:
+            figure = pl.when(pl.coalesce(state_parts).is_null()).then(final.figure)
+        return self.node(
+            level, state, date_, leaves=leaves, figure=figure, direction=final.direction
         )
 
-    def wait(self, step: WaitStep) -> tuple[None, pl.Expr, pl.Expr]:
+    def wait(self, step: WaitStep) -> tuple[pl.Expr, pl.Expr, tuple[Leaf, ...]]:
         """``wait``: pending while E - period < A, earliest the first D with D - period >= A."""
         period = step.wait.period
         waiting = pl.lit(period_before(self.e, period)) < pl.col("A")
         return (
-            None,
             pl.when(waiting).then(PENDING),
-            pl.when(waiting).then(_first_day_after(pl.col("A"), period)),
+            pl.when(waiting).then(self.bound("after", period)),
+            (),
         )
 
-    def scoped(
-        self, rule: Rule, family: Scope, identified: pl.LazyFrame | None = None
-    ) -> tuple[pl.LazyFrame, pl.LazyFrame | None]:
+    def scoped(self, rule: Rule, identified: pl.Expr | None = None) -> tuple[Node, Node | None]:
         """A rule for its scope, as one result per family (and per person, when for people)."""
         scope = rule.for_
         if scope == "family":
-            return self.rule(rule, family), None
+            return self.rule(rule, "F"), None
         if "people" not in self.loaded:
-            return self.unknown(family), None
+            return self.const("F", UNKNOWN), None
         if scope == "identified_people":
             assert identified is not None
-            persons = Scope(
-                self.persons("member", family).frame.join(identified, on=PER, how="semi"),
-                person=True,
-            )
+            in_scope = identified
             how: Literal["all", "any"] = "all"
         else:
             assert isinstance(scope, PeopleScope)
-            persons = self.persons(scope.people, family)
+            in_scope = self.people_of(scope.people)
             how = scope.combine
-        per_person = self.rule(rule, persons)
-        return self.group(how, per_person, family), per_person
-
-
-def _materialise(frame: pl.LazyFrame) -> pl.LazyFrame:
-    """Compute a frame now, so that later plans read it instead of recomputing it."""
-    return frame.collect().lazy()
+        per_person = self.rule(rule, "P")
+        _add_cond(per_person.leaves, "P", in_scope)
+        scoped = Node(
+            "P",
+            self.define("P", pl.when(in_scope).then(per_person.state)),
+            per_person.date,
+            per_person.flips,
+            per_person.leaves,
+            per_person.figure,
+            per_person.direction,
+        )
+        return self.group(how, per_person, in_scope), scoped
 
 
 def _week(d: pl.Expr) -> pl.Expr:
     """ISO week number counted from the week of 1970-01-01 (weeks start on Monday)."""
-    return (d.cast(pl.Int32).cast(pl.Int64) + 3) // 7
+    return (_days(d) + 3) // 7
 
 
 def _ceil_week(d: pl.Expr) -> pl.Expr:
     """The first week whose Monday is on or after ``d``."""
-    return (d.cast(pl.Int32).cast(pl.Int64) + 9) // 7
+    return (_days(d) + 9) // 7
 
 
 def _floor_week_end(d: pl.Expr) -> pl.Expr:
     """The last week whose Sunday is on or before ``d``."""
-    return (d.cast(pl.Int32).cast(pl.Int64) - 3) // 7
+    return (_days(d) - 3) // 7
 
 
 def _last_week(e: date) -> int:
@@ -888,62 +1129,258 @@ def _sunday(w: pl.Expr) -> pl.Expr:
     return (w * 7 + 3).cast(pl.Int32).cast(pl.Date)
 
 
-def _merge(rows: pl.LazyFrame, keys: list[str], start: str) -> pl.LazyFrame:
+def _merge(rows: pl.LazyFrame, key: str, start: str) -> pl.LazyFrame:
     """Merge each subject's spells that overlap or touch into disjoint spans (_s, _e).
 
     One global pass: after sorting, each subject's days are shifted into its own
     range (subject number * 2**32), so a running maximum never crosses subjects.
     """
     ordered = rows.select(
-        *keys,
-        pl.col(start).cast(pl.Int32).cast(pl.Int64).alias("_s"),
-        pl.col("_end").cast(pl.Int32).cast(pl.Int64).alias("_e"),
-    ).sort([*keys, "_s"])
-    subject = pl.any_horizontal([pl.col(k) != pl.col(k).shift(1) for k in keys]).fill_null(True)
+        key, _days(pl.col(start)).alias("_s"), _days(pl.col("_end")).alias("_e")
+    ).sort(key, "_s")
+    subject = (pl.col(key) != pl.col(key).shift(1)).fill_null(True)
     offset = subject.cum_sum() * (1 << 32)
     reach = (pl.col("_e") + offset).cum_max().shift(1)
     run = (reach.is_null() | (pl.col("_s") + offset > reach + 1)).cum_sum()
     return (
         ordered.with_columns(run.alias("_run"))
         .group_by("_run")
-        .agg(*[pl.col(k).first() for k in keys], pl.col("_s").min(), pl.col("_e").max())
+        .agg(pl.col(key).first(), pl.col("_s").min(), pl.col("_e").max())
+        .drop("_run")
+    )
+
+
+def _runs_in_work(work: pl.LazyFrame, claims: pl.LazyFrame, span: pl.LazyFrame) -> pl.LazyFrame:
+    """Runs of weeks in work (_rs.._re) within each person's span of weeks.
+
+    Weeks in work come in runs: the full weeks inside merged employment, minus every
+    week that an out-of-work spell touches. Work with runs (intervals of week numbers),
+    never with single weeks, so the cost follows the number of spells, not of weeks.
+    """
+    bounds = span.select("_p", "_first", "_last")
+    worked = (
+        work.join(bounds, on="_p", how="inner")
         .select(
-            *keys,
-            pl.col("_s").cast(pl.Int32).cast(pl.Date),
-            pl.col("_e").cast(pl.Int32).cast(pl.Date),
+            "_p",
+            pl.max_horizontal((pl.col("_s") + 9) // 7, pl.col("_first")).alias("_ws"),
+            pl.min_horizontal((pl.col("_e") - 3) // 7, pl.col("_last")).alias("_we"),
+        )
+        .filter(pl.col("_ws") <= pl.col("_we"))
+    )
+    touched = (
+        claims.join(bounds, on="_p", how="inner")
+        .select(
+            "_p",
+            "_first",
+            "_last",
+            ((pl.col("_s") + 3) // 7).alias("_bs"),
+            ((pl.col("_e") + 3) // 7).alias("_be"),
+        )
+        .sort("_p", "_bs")
+        .with_columns(pl.col("_be").cum_max().over("_p").alias("_reach"))
+    )
+    # the weeks between out-of-work spells (and after the last one) are free of them
+    gaps = pl.concat(
+        [
+            touched.select(
+                "_p",
+                (pl.col("_reach").shift(1).over("_p") + 1).fill_null(pl.col("_first")).alias("_fs"),
+                (pl.col("_bs") - 1).alias("_fe"),
+            ),
+            touched.group_by("_p").agg(
+                (pl.col("_reach").max() + 1).alias("_fs"), pl.col("_last").first().alias("_fe")
+            ),
+            bounds.join(touched.select("_p").unique(), on="_p", how="anti").select(
+                "_p", pl.col("_first").alias("_fs"), pl.col("_last").alias("_fe")
+            ),
+        ],
+        how="vertical_relaxed",
+    ).filter(pl.col("_fs") <= pl.col("_fe"))
+    return (
+        worked.join(gaps, on="_p", how="inner")
+        .select(
+            "_p",
+            pl.max_horizontal("_ws", "_fs").alias("_rs"),
+            pl.min_horizontal("_we", "_fe").alias("_re"),
+        )
+        .filter(pl.col("_rs") <= pl.col("_re"))
+    )
+
+
+def _best_window(span: pl.LazyFrame, runs: pl.LazyFrame) -> pl.LazyFrame:
+    """Per person: the most weeks in work in any window of m weeks (``_best``), and the window
+    the reference evaluator reports (``_start``, with ``_shown`` weeks in work in it).
+
+    The count f(c) of weeks in work in the window starting at week c changes by at most
+    one from one c to the next, and its slope changes only where c or c + m meets a run's
+    start or end: at rs - m, rs, re - m + 1 and re + 1. Evaluated at those points (clamped
+    to the windows that fit), f gives the maximum, the first window reaching it and, when
+    some window has k weeks, the first window that does (found by walking up the slope
+    from the point before it).
+    """
+    last_start = pl.col("_last") - pl.col("_wm") + 1
+    by_run = runs.join(span, on="_p", how="inner")
+    points = pl.concat(
+        [
+            span.select("_p", pl.col("_first").alias("_c")),
+            span.select("_p", last_start.alias("_c")),
+            *[
+                by_run.select("_p", c.alias("_c"))
+                for c in (
+                    pl.col("_rs") - pl.col("_wm"),
+                    pl.col("_rs"),
+                    pl.col("_re") - pl.col("_wm") + 1,
+                    pl.col("_re") + 1,
+                )
+            ],
+        ]
+    )
+    candidates = (
+        points.join(span, on="_p", how="inner")
+        .select(
+            "_p",
+            "_wm",
+            "_wk",
+            pl.min_horizontal(pl.max_horizontal("_c", "_first"), last_start).alias("_c"),
+        )
+        .unique()
+    )
+    counted = (
+        candidates.join(runs, on="_p", how="left")
+        .with_columns(
+            pl.when(pl.col("_rs").is_not_null())
+            .then(
+                (
+                    pl.min_horizontal("_re", pl.col("_c") + pl.col("_wm") - 1)
+                    - pl.max_horizontal("_rs", "_c")
+                    + 1
+                ).clip(lower_bound=0)
+            )
+            .otherwise(0)
+            .alias("_n")
+        )
+        .group_by("_p", "_c")
+        .agg(pl.col("_n").sum(), pl.col("_wk").first())
+    )
+    c = pl.col("_c").sort()
+    f, k = pl.col("_n").sort_by("_c"), pl.col("_wk").first()
+    reached = f >= k
+    crossing = pl.when(f.shift(1).is_null()).then(c).otherwise(c.shift(1) + k - f.shift(1))
+    shown_at_crossing = pl.when(f.shift(1).is_null()).then(f).otherwise(k)
+    return (
+        counted.group_by("_p")
+        .agg(
+            f.max().alias("_best"),
+            crossing.filter(reached).first().alias("_cross"),
+            shown_at_crossing.filter(reached).first().alias("_cross_n"),
+            c.filter(f == f.max()).first().alias("_arg"),
+            k.alias("_k"),
+        )
+        .select(
+            "_p",
+            "_best",
+            pl.when(pl.col("_best") >= pl.col("_k"))
+            .then(pl.col("_cross"))
+            .otherwise(pl.col("_arg"))
+            .alias("_start"),
+            pl.when(pl.col("_best") >= pl.col("_k"))
+            .then(pl.col("_cross_n"))
+            .otherwise(pl.col("_best"))
+            .alias("_shown"),
         )
     )
 
 
+_LEAVES: dict[type[BaseModel], Callable[..., Node]] = {
+    Count: _Compiler.count,
+    Reduction: _Compiler.reduction,
+    Spell: _Compiler.spell,
+    SpellOpen: _Compiler.spell_open,
+    SpellCompleted: _Compiler.spell_completed,
+    TermRate: _Compiler.term_rate,
+    TermsRecorded: _Compiler.terms_recorded,
+    Age: _Compiler.age,
+    SnapshotTotal: _Compiler.snapshot_total,
+    SnapshotVsBaseline: _Compiler.snapshot_vs_baseline,
+    SnapshotKindsMissing: _Compiler.snapshot_kinds_missing,
+    SnapshotDatedBefore: _Compiler.snapshot_dated_before,
+    WeeksInWork: _Compiler.weeks_in_work,
+}
+
+
+# ---------------------------------------------------------------------------
+# the plan
+
+
 @dataclass(frozen=True)
 class Evaluation:
-    """The result of evaluating a plan at E: one row per family.
+    """The result of evaluating a plan at E: one row per family, sorted by family_id.
 
-    ``families`` has family_id, locality, attached_on, attached, eligible,
-    identified (headline codes), claimed (null = unknown), claimable, basis,
-    insufficient_evidence, and for every state key of
-    :meth:`rules.results.FamilyResult.states` a ``state:<key>`` column (Enum) and
-    an ``earliest:<key>`` column (Date). Outcome keys are null for headlines
-    that were not identified. ``people:<headline>.<indicator>`` lists the people
-    who identified each person-scoped indicator.
+    ``families`` has, in this order:
+
+    * family_id, locality, attached_on, attached, eligible, identified (headline
+      codes), claimed (null = unknown), claimable, basis, insufficient_evidence;
+    * for every state key of :meth:`rules.results.FamilyResult.states`
+      (``eligibility``, ``ssp``, ``ce``, ``<headline>``, ``<headline>.outcome``,
+      ``<headline>.<indicator>`` and ``<headline>.<indicator>.outcome``) a
+      ``state:<key>`` column (Enum) and an ``earliest:<key>`` column (Date).
+      Outcome keys are null for headlines (indicators) that were not identified;
+    * ``people:<headline>.<indicator>``: the people who identified each
+      person-scoped indicator (sorted person ids);
+    * ``rows:<key>`` for every key except ``eligibility`` and ``ssp``: the
+      evidence rows, a sorted list of structs ``{table, row_no}``. They are
+      exactly the rows the reference evaluator's result for that key lists
+      (``Result.all_rows()``): the rows of every leaf under the step that
+      settled the state (or the test), for every person in scope. Null where the
+      state is null. Eligibility's rows are its headlines' rows, and SSP's are
+      the identified headlines' outcome rows;
+    * ``figure:<key>`` for every indicator and outcome key (and ``ce``) whose
+      rule has a figure: the primary figure compared, taken from the first leaf of
+      the rule's test that has one, and null when a step before the test (a
+      wait, a missing table, a guard) settled the state. Per leaf: ``count`` the
+      number of events, ``reduction`` the reduction in percent (null for a
+      baseline of 0), ``spell`` the number of spells, ``term_rate`` the rate in
+      percent (2 decimals, for reading only), ``terms_recorded`` the number of
+      terms, ``snapshot_total`` the total, ``snapshot_vs_baseline`` the current
+      total, ``weeks_in_work`` the weeks in work in the window judged (none for
+      ``age``, ``spell_open``, ``spell_completed`` and the other snapshot
+      tests). Under ``not`` the figure is the inner one. For a rule judged per
+      person, the figure is the person's that decides: with ``any``, the one
+      nearest to met; with ``all``, the one nearest to not_met. The thresholds
+      are the plan's (see ``describe_figure``).
     """
 
     plan_name: str
     plan_hash: str
     as_of: date
     families: pl.DataFrame
+    figures: dict[str, str] = field(default_factory=dict)
 
     def states(self) -> dict[str, dict[str, tuple[State, date | None]]]:
         """Per family, every state and earliest date, keyed as FamilyResult.states()."""
         out: dict[str, dict[str, tuple[State, date | None]]] = {}
         keys = [c.removeprefix("state:") for c in self.families.columns if c.startswith("state:")]
-        for row in self.families.iter_rows(named=True):
+        frame = self.families.select(
+            "family_id", *[f"state:{k}" for k in keys], *[f"earliest:{k}" for k in keys]
+        )
+        for row in frame.iter_rows(named=True):
             out[row["family_id"]] = {
                 k: (row[f"state:{k}"], row[f"earliest:{k}"])
                 for k in keys
                 if row[f"state:{k}"] is not None
             }
         return out
+
+    def rows(self, family_id: str, key: str) -> tuple[RowRef, ...]:
+        """The evidence rows of one family's key, as RowRefs (sorted)."""
+        got = self.families.filter(pl.col("family_id") == family_id).get_column(f"rows:{key}")
+        if got.len() == 0 or got[0] is None:
+            return ()
+        return tuple(RowRef(str(r["table"]), int(r["row_no"])) for r in got[0])
+
+    def describe_figure(self, key: str) -> str:
+        """What ``figure:<key>`` holds, in plain English."""
+        return self.figures[key]
 
 
 def _in_effect_at_a(rule: Indicator | Eligibility) -> pl.Expr:
@@ -953,115 +1390,119 @@ def _in_effect_at_a(rule: Indicator | Eligibility) -> pl.Expr:
     return ok
 
 
-def _neutral(fam: Scope, frame: pl.LazyFrame) -> pl.LazyFrame:
-    """Every family, with families missing from ``frame`` met: neutral for ``all``."""
-    return (
-        fam.frame.select(FAM)
-        .join(frame.select(*FAM, S, D), on=FAM, how="left")
-        .with_columns(pl.col(S).fill_null(MET).cast(CODE), _no_date().alias(F))
-    )
+@dataclass
+class _Key:
+    """One state key's columns on ``F``."""
+
+    state: pl.Expr
+    date: pl.Expr | None = None
+    leaves: tuple[Leaf, ...] = ()
+    figure: pl.Expr | None = None
+    rows: bool = True
 
 
 @dataclass
-class _Columns:
-    """The per-family result frames, keyed as FamilyResult.states() keys them."""
+class _Plan:
+    keys: dict[str, _Key] = field(default_factory=dict)
+    people: dict[str, pl.Expr] = field(default_factory=dict)
+    figures: dict[str, str] = field(default_factory=dict)
+    # the rows of a key count for these keys too (indicator -> headline, and a per-indicator
+    # outcome -> its headline's outcome)
+    also: dict[str, str] = field(default_factory=dict)
 
-    states: dict[str, pl.LazyFrame]
-    people: dict[str, pl.LazyFrame]
+
+def _mask(c: _Compiler, node: Node, shown: pl.Expr) -> tuple[pl.Expr, pl.Expr | None]:
+    """A family-level node's state and date where ``shown``, null elsewhere."""
+    state = c.define("F", pl.when(shown).then(node.state))
+    date_ = None if node.date is None else c.define("F", pl.when(shown).then(node.date))
+    return state, date_
+
+
+def _outcome(c: _Compiler, outcome: Outcome, identified: pl.Expr | None) -> Node:
+    if not outcome.in_effect(c.e):
+        return c.const("F", NOT_MET)
+    node, _ = c.scoped(outcome, identified)
+    return node
+
+
+def _figure_text(rule: Rule, node: Node) -> str | None:
+    if node.figure is None:
+        return None
+    scope = rule.for_
+    who = ""
+    if scope != "family":
+        how = "all" if scope == "identified_people" else getattr(scope, "combine", "any")
+        nearest = "met" if how == "any" else "not_met"
+        who = f"; of the people in scope, the one nearest to {nearest}"
+    return f"{primitive_name(rule.test)} figure of the rule's test{who}"
 
 
 def _indicator(
-    c: _Compiler, key: str, ind: Indicator, out: _Columns
-) -> tuple[pl.LazyFrame, pl.LazyFrame]:
-    """An indicator at A: its per-family state, and the people who identified it."""
-    fam = c.family_scope
+    c: _Compiler, key: str, ind: Indicator, out: _Plan
+) -> tuple[pl.Expr, pl.Expr | None]:
+    """An indicator at A: its per-family state, and (per person) whether the person identified it."""
     in_effect = _in_effect_at_a(ind)
-    family_result, person_result = c.scoped(ind, fam)
-    state = _materialise(
-        family_result.join(fam.frame, on=FAM).select(
-            *FAM,
-            pl.when(in_effect).then(pl.col(S)).otherwise(NOT_MET).cast(CODE).alias(S),
-            pl.when(in_effect & (pl.col(S) == PENDING)).then(pl.col(D)).alias(D),
-            _no_date().alias(F),
-        )
-    )
-    out.states[key] = state
-    if person_result is None:
-        return state, pl.LazyFrame(schema={"_f": pl.UInt32, "_p": pl.UInt32})
-    who = _materialise(
-        person_result.join(fam.frame, on=FAM).filter((pl.col(S) == MET) & in_effect).select(PER)
-    )
-    out.people[key] = (
-        who.join(c.people.select(*PER, "person_id"), on=PER)
-        .group_by(FAM)
-        .agg(pl.col("person_id").sort().alias("people"))
-    )
+    family, person = c.scoped(ind)
+    state = c.define("F", pl.when(in_effect).then(family.state).otherwise(NOT_MET))
+    date_ = None
+    if family.date is not None:
+        date_ = c.define("F", pl.when(in_effect & (state == PENDING)).then(family.date))
+    _add_cond(family.leaves, "F", in_effect)
+    figure = None if family.figure is None else pl.when(in_effect).then(family.figure)
+    out.keys[key] = _Key(state, date_, family.leaves, figure)
+    text = _figure_text(ind, family)
+    if text:
+        out.figures[key] = text
+    if person is None:
+        return state, None
+    who = c.define("P", (person.state == MET) & in_effect)
+    out.people[key] = c.to_family(pl.col("person_id").filter(who).sort())
     return state, who
 
 
-def _headline(c: _Compiler, h: Headline, out: _Columns) -> tuple[pl.LazyFrame, pl.LazyFrame]:
-    """A headline: identified families (any over indicators) and the outcome (all families,
-    neutral where the headline was not identified)."""
-    fam = c.family_scope
+def _headline(c: _Compiler, h: Headline, out: _Plan) -> tuple[pl.Expr, Node]:
+    """A headline: identification (any over indicators) and its outcome (neutral, met, where
+    the headline was not identified)."""
     indicators = [_indicator(c, f"{h.code}.{i.code}", i, out) for i in h.indicators]
-    identification = _materialise(c.combine("any", [s for s, _ in indicators], FAM))
-    out.states[h.code] = identification
-    identified = identification.filter(pl.col(S) == MET).select(FAM)
+    for i in h.indicators:
+        out.also[f"{h.code}.{i.code}"] = h.code
+    identification = c.combine("any", [Node("F", s) for s, _ in indicators], "F")
+    out.keys[h.code] = _Key(identification.state, rows=True)
+    identified = c.define("F", identification.state == MET)
     if h.outcome is not None:
-        everyone = pl.concat([who for _, who in indicators]).unique()
-        outcome = _outcome(c, h.outcome, fam, everyone).join(identified, on=FAM, how="semi")
+        flags = [who for _, who in indicators]
+        everyone = None
+        if all(f is not None for f in flags):
+            everyone = c.define("P", pl.any_horizontal([f for f in flags if f is not None]))
+        outcome = _outcome(c, h.outcome, everyone)
+        _add_cond(outcome.leaves, "F", identified)
+        text = _figure_text(h.outcome, outcome)
+        if text:
+            out.figures[f"{h.code}.outcome"] = text
+        figure = outcome.figure
     else:
         parts = []
         for (state, who), ind in zip(indicators, h.indicators, strict=True):
             assert ind.outcome is not None
-            mine = state.filter(pl.col(S) == MET).select(FAM)
-            o = _materialise(_outcome(c, ind.outcome, fam, who).join(mine, on=FAM, how="semi"))
-            out.states[f"{h.code}.{ind.code}.outcome"] = o
-            parts.append(_neutral(fam, o))
-        outcome = c.combine("all", parts, FAM).join(identified, on=FAM, how="semi")
-    shown = _materialise(outcome)
-    out.states[f"{h.code}.outcome"] = shown
-    return identified, _neutral(fam, shown)
-
-
-def evaluate(plan: Plan, sources: Sources, as_of: date) -> Evaluation:
-    """Evaluate every family at E = ``as_of`` with polars; see :class:`Evaluation`."""
-    c = _Compiler(sources, as_of)
-    fam = c.family_scope
-    out = _Columns({}, {})
-    headlines = [_headline(c, h, out) for h in plan.headlines]
-    # eligibility: attached, in effect at A, at least min_headlines identified
-    counts = pl.concat([identified for identified, _ in headlines]).group_by(FAM).len("n")
-    eligible = _materialise(
-        fam.frame.join(counts, on=FAM, how="left").select(
-            *FAM,
-            (
-                _in_effect_at_a(plan.eligibility)
-                & (pl.col("n").fill_null(0) >= plan.eligibility.min_headlines)
-            ).alias("eligible"),
-        )
-    )
-    out.states["eligibility"] = eligible.select(
-        *FAM,
-        pl.when(pl.col("eligible")).then(MET).otherwise(NOT_MET).cast(CODE).alias(S),
-        _no_date().alias(D),
-    )
-    # SSP: all over identified headlines' outcomes, for eligible families
-    out.states["ssp"] = _materialise(
-        c.combine("all", [outcome for _, outcome in headlines], FAM)
-        .join(eligible, on=FAM)
-        .select(
-            *FAM,
-            pl.when(pl.col("eligible")).then(pl.col(S)).otherwise(NOT_MET).cast(CODE).alias(S),
-            pl.when(pl.col("eligible")).then(pl.col(D)).alias(D),
-        )
-    )
-    ce_rule = plan.continuous_employment
-    if ce_rule is None or not ce_rule.in_effect(as_of):
-        out.states["ce"] = _const(fam, NOT_MET)
-    else:
-        out.states["ce"] = c.scoped(ce_rule, fam)[0]
-    return Evaluation(plan.name, plan.content_hash, as_of, _wide(c, plan, out, eligible))
+            mine = c.define("F", state == MET)
+            o = _outcome(c, ind.outcome, who)
+            _add_cond(o.leaves, "F", mine)
+            s, d = _mask(c, o, mine)
+            figure_i = None if o.figure is None else pl.when(mine).then(o.figure)
+            out.keys[f"{h.code}.{ind.code}.outcome"] = _Key(s, d, o.leaves, figure_i)
+            text = _figure_text(ind.outcome, o)
+            if text:
+                out.figures[f"{h.code}.{ind.code}.outcome"] = text
+            out.also[f"{h.code}.{ind.code}.outcome"] = f"{h.code}.outcome"
+            neutral = c.define("F", s.fill_null(MET))
+            parts.append(Node("F", neutral, d))
+        outcome = c.combine("all", parts, "F")
+        figure = None
+    s, d = _mask(c, outcome, identified)
+    figure = None if figure is None else pl.when(identified).then(figure)
+    out.keys[f"{h.code}.outcome"] = _Key(s, d, outcome.leaves, figure)
+    neutral_state = c.define("F", s.fill_null(MET))
+    return identified, Node("F", neutral_state, d)
 
 
 def _state_keys(plan: Plan) -> list[str]:
@@ -1075,41 +1516,254 @@ def _state_keys(plan: Plan) -> list[str]:
     return keys
 
 
-def _wide(c: _Compiler, plan: Plan, out: _Columns, eligible: pl.LazyFrame) -> pl.DataFrame:
-    """One row per family: attachment, claim fields, every state and date, identified people."""
-    base = c.families.select(
-        "_f", "family_id", "locality", pl.col("A").alias("attached_on")
-    ).collect()
-    n = base.height
+def evaluate(plan: Plan, sources: Sources, as_of: date) -> Evaluation:
+    """Evaluate every family at E = ``as_of`` with polars; see :class:`Evaluation`."""
+    scout = _Compiler(sources, as_of)
+    _compile(scout, plan)
+    c = _Compiler(sources, as_of, scout)
+    out, eligible = _compile(c, plan)
+    frame = _assemble(c, plan, out, _state_keys(plan), eligible)
+    return Evaluation(plan.name, plan.content_hash, as_of, frame, out.figures)
 
-    def spread(got: pl.DataFrame, column: str, fill: Any = None) -> pl.Series:
-        # _f numbers the families 0..n-1: put each value in its family's row
-        full = pl.repeat(fill, n, dtype=got.schema[column], eager=True).alias(column)
-        return full.scatter(got["_f"], got[column]) if got.height else full
 
-    attached_rows = c.family_scope.frame.select("_f", pl.lit(True).alias("attached")).collect()
-    columns: list[pl.Series] = [
-        spread(attached_rows, "attached", False),
-        spread(eligible.collect(), "eligible", False),
-    ]
-    for k in _state_keys(plan):
-        got = out.states[k].select("_f", S, D).collect()
-        fill = None if k.endswith(".outcome") else NOT_MET  # not attached: nothing identified
-        named = spread(got, S, fill).replace_strict(
-            list(range(4)), list(NAMES), return_dtype=pl.String
+def _compile(c: _Compiler, plan: Plan) -> tuple[_Plan, pl.Expr]:
+    """Compile the plan: every key's columns on F (and P), and the evidence leaves."""
+    as_of = c.e
+    out = _Plan()
+    headlines = [_headline(c, h, out) for h in plan.headlines]
+    # eligibility: attached, in effect at A, at least min_headlines identified
+    n_identified = pl.sum_horizontal([ident.cast(pl.Int32) for ident, _ in headlines])
+    eligible = c.define(
+        "F", _in_effect_at_a(plan.eligibility) & (n_identified >= plan.eligibility.min_headlines)
+    )
+    out.keys["eligibility"] = _Key(
+        c.define("F", pl.when(eligible).then(MET).otherwise(NOT_MET).cast(CODE)), rows=False
+    )
+    # SSP: all over identified headlines' outcomes, for eligible families
+    ssp = c.combine("all", [o for _, o in headlines], "F")
+    out.keys["ssp"] = _Key(
+        c.define("F", pl.when(eligible).then(ssp.state).otherwise(NOT_MET)),
+        None if ssp.date is None else c.define("F", pl.when(eligible).then(ssp.date)),
+        rows=False,
+    )
+    ce_rule = plan.continuous_employment
+    if ce_rule is None or not ce_rule.in_effect(as_of):
+        out.keys["ce"] = _Key(_code(NOT_MET))
+    else:
+        ce, _ = c.scoped(ce_rule)
+        out.keys["ce"] = _Key(ce.state, ce.date, ce.leaves, ce.figure)
+        text = _figure_text(ce_rule, ce)
+        if text:
+            out.figures["ce"] = text
+    for k, key in out.keys.items():
+        for leaf in key.leaves:
+            leaf.key = k
+    return out, eligible
+
+
+def _frame(c: _Compiler, level: Level, base: pl.LazyFrame) -> pl.LazyFrame:
+    """A subject frame: its base, the aggregates and keyed frames joined, then the columns."""
+    spec = c.frames[level]
+    frame = base
+    for (source, group), aggs in spec.aggs.items():
+        rows = c.derived[source] if source in c.derived else c.rows(source.removeprefix("rows:"))
+        grouped = rows.group_by(group).agg(*[e.alias(n) for n, e in aggs.items()])
+        frame = frame.join(grouped, on=group, how="left")
+    for keyed, on in spec.keyed:
+        frame = frame.join(keyed, on=on, how="left")
+    for stage in sorted(spec.stages):
+        frame = frame.with_columns(*[e.alias(n) for n, e in spec.stages[stage].items()])
+    return frame
+
+
+def _masks(leaves: Sequence[Leaf], level: Level) -> list[pl.Expr]:
+    """Bit masks (64 leaves a word) of the leaves whose conditions hold for a subject."""
+    words: list[pl.Expr] = []
+    for w in range(0, len(leaves), 64):
+        bits = []
+        for i, leaf in enumerate(leaves[w : w + 64]):
+            conds = leaf.p_conds if level == "P" else leaf.f_conds
+            cond = pl.all_horizontal(conds) if conds else pl.lit(True)
+            bits.append(
+                pl.when(cond).then(pl.lit(1 << i, pl.UInt64)).otherwise(pl.lit(0, pl.UInt64))
+            )
+        words.append(pl.sum_horizontal(bits).cast(pl.UInt64).alias(f"_m{level}{w // 64}"))
+    return words
+
+
+def _included(n_leaves: int, level: Level) -> pl.Expr:
+    """Whether an evidence row's leaf bit is set in its subject's mask."""
+    word = pl.col("_leaf") // 64
+    bit = pl.lit(1, pl.UInt64) * pl.lit(2, pl.UInt64).pow(pl.col("_leaf") % 64)
+    mask: pl.Expr = pl.lit(0, pl.UInt64)
+    for w in reversed(range((n_leaves + 63) // 64)):
+        mask = pl.when(word == w).then(pl.col(f"_m{level}{w}")).otherwise(mask)
+    return (mask & bit) != 0
+
+
+def _evidence(
+    c: _Compiler, out: _Plan, p_frame: pl.LazyFrame, f_frame: pl.LazyFrame
+) -> tuple[pl.LazyFrame, list[str]] | None:
+    """Per family and key, the sorted evidence rows: (_f, one list column per key)."""
+    leaves = [leaf for leaf in c.leaves if leaf.key]
+    if not leaves:
+        return None
+    row_keys = [k for k, key in out.keys.items() if key.rows]
+    key_no = {k: i for i, k in enumerate(row_keys)}
+    p_leaves = [leaf for leaf in leaves if leaf.level == "P"]
+    parts: list[pl.LazyFrame] = []
+    f_masks = f_frame.select("_f", *_masks(leaves, "F"))
+    if p_leaves:
+        p_masks = p_frame.select("_p", *_masks(p_leaves, "P"))
+        p_rows = pl.concat(
+            [
+                leaf.frame.with_columns(pl.lit(i, pl.UInt32).alias("_leaf"))
+                for i, leaf in enumerate(p_leaves)
+            ]
         )
-        columns.append(named.cast(STATE_ENUM).alias(f"state:{k}"))
-        columns.append(spread(got, D).alias(f"earliest:{k}"))
-    frame = base.with_columns(columns).lazy()
-    for key, lists in out.people.items():
-        frame = frame.join(
-            lists.rename({"people": f"people:{key}"}), on="_f", how="left"
-        ).with_columns(pl.col(f"people:{key}").fill_null([]))
+        parts.append(
+            p_rows.join(p_masks, on="_p", how="inner")
+            .filter(_included(len(p_leaves), "P"))
+            .select(
+                "_f",
+                "_k",
+                pl.col("_leaf")
+                .replace_strict(list(range(len(p_leaves))), [leaves.index(x) for x in p_leaves])
+                .cast(pl.UInt32)
+                .alias("_leaf"),
+            )
+        )
+    f_leaves = [leaf for leaf in leaves if leaf.level == "F"]
+    if f_leaves:
+        parts.append(
+            pl.concat(
+                [
+                    leaf.frame.select(
+                        "_f", "_k", pl.lit(leaves.index(leaf), pl.UInt32).alias("_leaf")
+                    )
+                    for leaf in f_leaves
+                ]
+            )
+        )
+    found = (
+        pl.concat(parts)
+        .join(f_masks, on="_f", how="inner")
+        .filter(_included(len(leaves), "F"))
+        .select(
+            "_f",
+            "_k",
+            pl.col("_leaf")
+            .replace_strict(list(range(len(leaves))), [key_no[leaf.key] for leaf in leaves])
+            .cast(pl.UInt32)
+            .alias("_key"),
+        )
+    )
+    headline_of = {key_no[k]: key_no[h] for k, h in out.also.items() if k in key_no and h in key_no}
+    if headline_of:
+        found = pl.concat(
+            [
+                found,
+                found.filter(pl.col("_key").is_in(list(headline_of))).with_columns(
+                    pl.col("_key").replace_strict(headline_of, return_dtype=pl.UInt32)
+                ),
+            ]
+        )
+    lists = (
+        found.unique()
+        .group_by("_f", "_key")
+        .agg(
+            pl.struct(
+                (pl.col("_k") // (1 << _ROW_BITS))
+                .cast(pl.UInt32)
+                .cat.to(ROW_TABLE_ENUM)
+                .alias("table"),
+                (pl.col("_k") & _ROW_MASK).alias("row_no"),
+            )
+            .sort_by("_k")
+            .alias("_rows")
+        )
+        .pivot(
+            on="_key",
+            on_columns=list(range(len(row_keys))),
+            index="_f",
+            values="_rows",
+            aggregate_function="first",
+        )
+    )
+    names = [f"rows:{k}" for k in row_keys]
+    return lists.rename({str(i): n for i, n in enumerate(names)}), names
+
+
+def _assemble(
+    c: _Compiler, plan: Plan, out: _Plan, keys: list[str], eligible: pl.Expr
+) -> pl.DataFrame:
+    """One row per family: attachment, claim fields, every state and date, people, evidence."""
+    # F columns: every key's state, date and figure
+    results: dict[str, pl.Expr] = {"_eligible": eligible}
+    for k in keys:
+        key = out.keys[k]
+        results[f"state:{k}"] = key.state
+        results[f"earliest:{k}"] = key.date if key.date is not None else _no_date()
+        if key.figure is not None:
+            results[f"figure:{k}"] = key.figure
+    for k, people in out.people.items():
+        results[f"people:{k}"] = people
+    p_frame = _frame(c, "P", c.p_base).collect(engine=_ENGINE).lazy()
+    f_base = c.f_base
+    if c.p2f:
+        f_base = f_base.join(
+            p_frame.group_by("_f").agg(*[e.alias(n) for n, e in c.p2f.items()]),
+            on="_f",
+            how="left",
+        )
+    f_frame = _frame(c, "F", f_base).collect(engine=_ENGINE).lazy()
+    computed = f_frame.select("_f", *[e.alias(n) for n, e in results.items()])
+    frame = c.all_families.join(computed, on="_f", how="left")
+    evidence = _evidence(c, out, p_frame, f_frame)
+    row_names: list[str] = []
+    if evidence is not None:
+        lists, row_names = evidence
+        frame = frame.join(lists, on="_f", how="left")
+    attached = pl.col("_eligible").is_not_null()
+    columns: list[pl.Expr] = [
+        pl.col("family_id"),
+        pl.col("locality"),
+        pl.col("A").alias("attached_on"),
+        attached.alias("attached"),
+        pl.col("_eligible").fill_null(False).alias("eligible"),
+    ]
+    named: list[pl.Expr] = []
+    for k in keys:
+        fill = None if k.endswith(".outcome") else NOT_MET  # not attached: nothing identified
+        code = pl.col(f"state:{k}").cast(CODE)
+        if fill is not None:
+            code = code.fill_null(fill)
+        named += [
+            code.replace_strict([0, 1, 2, 3], list(NAMES), return_dtype=STATE_ENUM).alias(
+                f"state:{k}"
+            ),
+            pl.col(f"earliest:{k}"),
+        ]
+    people_lists = [pl.col(f"people:{k}").fill_null([]) for k in out.people]
+    evidence_columns = []
+    for name in row_names:
+        k = name.removeprefix("rows:")
+        shown = pl.col(f"state:{k}").is_not_null()
+        if not k.endswith(".outcome"):
+            shown = shown | ~attached
+        evidence_columns.append(
+            pl.when(shown).then(pl.col(name).fill_null(pl.lit([], pl.List(ROW_REF)))).alias(name)
+        )
+    figures = [pl.col(f"figure:{k}") for k in keys if out.keys[k].figure is not None]
+    frame = frame.select(*columns, *named, *people_lists, *evidence_columns, *figures)
     # claimed before: the claims extract or a batch this system submitted; unknown without either
-    submitted = pl.col("family_id").is_in(c.claimed_ids)
-    if c.claims is not None:
+    submitted = pl.col("family_id").is_in(sorted(c.sources.claimed_family_ids))
+    claims = c.sources.tables.get("claims")
+    if claims is not None:
         frame = frame.join(
-            c.claims.with_columns(pl.lit(True).alias("_claimed")), on="family_id", how="left"
+            claims.select("family_id").unique().with_columns(pl.lit(True).alias("_claimed")),
+            on="family_id",
+            how="left",
         )
         claimed = submitted | pl.col("_claimed").fill_null(False)
     else:
@@ -1152,35 +1806,4 @@ def _wide(c: _Compiler, plan: Plan, out: _Columns, eligible: pl.LazyFrame) -> pl
         "insufficient_evidence",
     ]
     rest = [n for n in frame.collect_schema().names() if n not in front]
-    rest = [n for n in rest if n != "_f"]
-    return frame.select(*front, *rest).sort("family_id").collect()
-
-
-_LEAVES: dict[type[BaseModel], Any] = {
-    Count: _Compiler.count,
-    Reduction: _Compiler.reduction,
-    Spell: _Compiler.spell,
-    SpellOpen: _Compiler.spell_open,
-    SpellCompleted: _Compiler.spell_completed,
-    TermRate: _Compiler.term_rate,
-    TermsRecorded: _Compiler.terms_recorded,
-    Age: _Compiler.age,
-    SnapshotTotal: _Compiler.snapshot_total,
-    SnapshotVsBaseline: _Compiler.snapshot_vs_baseline,
-    SnapshotKindsMissing: _Compiler.snapshot_kinds_missing,
-    SnapshotDatedBefore: _Compiler.snapshot_dated_before,
-    WeeksInWork: _Compiler.weeks_in_work,
-}
-
-
-def _const(scope: Scope, code: int) -> pl.LazyFrame:
-    return _result(scope, _lit_state(code))
-
-
-def _outcome(
-    c: _Compiler, outcome: Outcome, fam: Scope, identified: pl.LazyFrame | None
-) -> pl.LazyFrame:
-    if not outcome.in_effect(c.e):
-        return _const(fam, NOT_MET)
-    result, _ = c.scoped(outcome, fam, identified)
-    return result
+    return frame.select(*front, *rest).sort("family_id").collect(engine=_ENGINE)

@@ -9,14 +9,40 @@ import pytest
 from _rules_gen import Council, councils
 from hypothesis import HealthCheck, given, settings
 
-from rules import Plan, default_plan_path, evaluate, evaluate_reference, load_plan
+from rules import (
+    FamilyResult,
+    Plan,
+    Result,
+    default_plan_path,
+    evaluate,
+    evaluate_reference,
+    load_plan,
+)
 
 PLAN = load_plan()
 SHIPPED = {p.stem: load_plan(p) for p in sorted(default_plan_path().parent.glob("*.yaml"))}
 
 
+def _result(family: FamilyResult, key: str) -> Result:
+    """The reference result behind a state key."""
+    parts = key.split(".")
+    if key == "ce":
+        return family.ce
+    headline = family.headline(parts[0])
+    if len(parts) == 1:
+        return headline.identification
+    if parts[1] == "outcome":
+        assert headline.outcome is not None
+        return headline.outcome
+    indicator = headline.indicator(parts[1])
+    if len(parts) == 2:
+        return indicator.identification
+    assert indicator.outcome is not None
+    return indicator.outcome
+
+
 def assert_agree(plan: Plan, council_sources: Any, as_of: date) -> None:
-    """Every state, earliest date and claim field agrees for every family."""
+    """Every state, earliest date, claim field and evidence row agrees for every family."""
     reference = {r.family_id: r for r in evaluate_reference(plan, council_sources, as_of)}
     fast = evaluate(plan, council_sources, as_of)
     states = fast.states()
@@ -36,6 +62,22 @@ def assert_agree(plan: Plan, council_sources: Any, as_of: date) -> None:
                 column = f"people:{h.code}.{i.code}"
                 if column in row:
                     assert row[column] == list(i.people), f"{fid}: {column}"
+        # evidence: exactly the rows the reference lists for each key (every key but
+        # eligibility and ssp has a rows column; a key the reference has no result for
+        # has null rows)
+        columns = [c for c in row if c.startswith("rows:")]
+        keys = {c.removeprefix("state:") for c in row if c.startswith("state:")}
+        assert {c.removeprefix("rows:") for c in columns} == keys - {"eligibility", "ssp"}
+        for column in columns:
+            key = column.removeprefix("rows:")
+            got = row[column]
+            if key not in want:
+                assert got is None, f"{fid}: {column} {got}"
+                continue
+            expected = [(r.table, r.row_no) for r in _result(ref, key).all_rows()]
+            assert got is not None, f"{fid}: {column} is null"
+            found = [(str(r["table"]), r["row_no"]) for r in got]
+            assert found == expected, f"{fid}: {column} (reference, polars) {expected} {found}"
 
 
 @pytest.mark.parametrize("plan", list(SHIPPED.values()), ids=list(SHIPPED))
