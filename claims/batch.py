@@ -377,19 +377,9 @@ def prepare(
         sample_rows = frame.filter(pl.col("sampled")).select(list(warehouse.SAMPLE_COLUMNS))
         warehouse.create_batch(
             engine,
-            window=window,
-            as_of=e,
-            evaluation_run_id=ev.run.id,
-            plan_name=ev.plan.name,
-            plan_hash=ev.plan.content_hash,
-            plan_text=plan_text,
-            seed=seed,
-            sampling=s.model_dump(mode="json"),
-            load_batches=ev.run.load_batches,
-            output_dir=str(folder),
+            draft,
             lines=lines,
             sample=sample_rows,
-            at=at,
             replace=replace,
             files=[(n, h, n in PERSONAL) for n, h in files.items()],
         )

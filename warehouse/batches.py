@@ -351,29 +351,21 @@ def batch_reader(engine: Engine, window: str) -> Iterator[BatchTx]:
 
 def create_batch(
     engine: Engine,
+    draft: BatchRecord,
     *,
-    window: str,
-    as_of: dt.date,
-    evaluation_run_id: int,
-    plan_name: str,
-    plan_hash: str,
-    plan_text: str,
-    seed: str,
-    sampling: dict[str, Any],
-    load_batches: dict[str, int],
-    output_dir: str,
     lines: pl.DataFrame,
     sample: pl.DataFrame,
-    at: dt.datetime,
     files: list[tuple[str, str, bool]] | None = None,
     replace: bool = False,
 ) -> BatchRecord:
-    """Store a prepared batch: its lines and its sample, in one transaction.
+    """Store a prepared batch (``draft``: its id and status are ignored) with its
+    lines, sample and files, in one transaction.
 
     An existing batch for the window is replaced only when ``replace`` is set
     and it is not finalised. Two prepares of one window at once cannot both
     succeed: the window is unique, and the loser gets a clear message.
     """
+    window, at = draft.window, draft.created_at
     try:
         with write_transaction(engine) as conn:
             existing = _get(conn, window, lock=True)
@@ -393,18 +385,18 @@ def create_batch(
                 insert(ClaimBatch)
                 .values(
                     window=window,
-                    as_of=as_of,
+                    as_of=draft.as_of,
                     status="awaiting_verification",
                     created_at=at,
                     finalised_at=None,
-                    evaluation_run_id=evaluation_run_id,
-                    plan_name=plan_name,
-                    plan_hash=plan_hash,
-                    plan_text=plan_text,
-                    seed=seed,
-                    sampling=json.dumps(sampling, sort_keys=True, default=str),
-                    load_batches=json.dumps(load_batches, sort_keys=True),
-                    output_dir=output_dir,
+                    evaluation_run_id=draft.evaluation_run_id,
+                    plan_name=draft.plan_name,
+                    plan_hash=draft.plan_hash,
+                    plan_text=draft.plan_text,
+                    seed=draft.seed,
+                    sampling=json.dumps(draft.sampling, sort_keys=True, default=str),
+                    load_batches=json.dumps(draft.load_batches, sort_keys=True),
+                    output_dir=draft.output_dir,
                 )
                 .returning(ClaimBatch.id)
             ).scalar_one()
