@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
 
+import numpy as np
 import polars as pl
 from pydantic import BaseModel
 
@@ -120,11 +121,6 @@ def _swap(e: pl.Expr) -> pl.Expr:
     return pl.lit(_SWAP).gather(e.cast(pl.UInt32))
 
 
-def _swap_agg(e: pl.Expr) -> pl.Expr:
-    """``_swap`` for aggregation contexts."""
-    return pl.when(e == MET).then(NOT_MET).when(e == NOT_MET).then(MET).otherwise(e).cast(CODE)
-
-
 def _code(code: int) -> pl.Expr:
     return pl.lit(code, CODE)
 
@@ -177,6 +173,7 @@ class Leaf:
 
     level: Level
     frame: pl.LazyFrame
+    table: str
     p_conds: list[pl.Expr] = field(default_factory=list)
     f_conds: list[pl.Expr] = field(default_factory=list)
     key: str = ""
@@ -220,6 +217,10 @@ class _Frame:
 class _Compiler:
     """Compiles a plan into lazy frames for one set of sources and one E."""
 
+    all_families: pl.LazyFrame
+    _attached: pl.LazyFrame
+    _people: pl.LazyFrame
+
     def __init__(self, sources: Sources, as_of: date, scout: _Compiler | None = None) -> None:
         if scout is None:
             check_sources(sources)
@@ -231,7 +232,10 @@ class _Compiler:
         self.frames: dict[Level, _Frame] = {"P": _Frame("_p"), "F": _Frame("_f")}
         self.p2f: dict[str, pl.Expr] = {}
         self.bounds: dict[str, pl.Expr] = {}
-        self.selections: dict[str, pl.Expr] = {}
+        # term selections: name -> (subject, condition, last)
+        self.selections: dict[str, tuple[str, pl.Expr, int | None]] = {}
+        # per table, the rows any leaf can look at (None: every row)
+        self.relevant: dict[str, list[pl.Expr] | None] = {}
         self.derived: dict[str, pl.LazyFrame] = {}
         self.leaves: list[Leaf] = []
         self._cache: dict[str, Any] = {}
@@ -240,17 +244,22 @@ class _Compiler:
             # needs, which a first (scouting) compilation found
             self.bounds = dict(scout.bounds)
             self.selections = dict(scout.selections)
+            self.relevant = dict(scout.relevant)
             self._cache.update({k: v for k, v in scout._cache.items() if k.startswith("sel:")})
         self._base()
         if scout is not None:
-            # read every table once: the subjects, then each table's rows joined to them
+            # read every table once: the families, the subjects, then each table's rows
+            self.all_families = self.all_families.collect(engine=_ENGINE).lazy()
+            e = pl.lit(self.e)
+            self._attached = self.all_families.filter(
+                pl.col("A").is_not_null() & (pl.col("A") <= e)
+            )
             f_base, p_base = pl.collect_all([self.f_base, self.p_base], engine=_ENGINE)
             self._cache["f_base"], self._cache["p_base"] = f_base.lazy(), p_base.lazy()
             used = [k for k in scout._cache if k.startswith("rows:")]
-            for k, frame in zip(
-                used, pl.collect_all([self.rows(k[5:]) for k in used], engine=_ENGINE), strict=True
-            ):
-                self._cache[k] = frame.lazy()
+            # the big joins stream: the joined rows are filtered as they come, never held
+            for k in used:
+                self._cache[k] = self.rows(k[5:]).collect(engine="streaming").lazy()
 
     # -- names and frames ---------------------------------------------------
 
@@ -263,9 +272,12 @@ class _Compiler:
         families = self.sources.tables.get("families")
         if families is None:
             families = pl.LazyFrame(schema=TABLES["families"].schema)
-        self.all_families = families.select(
-            "family_id", "locality", pl.col("attached_on").alias("A")
-        ).with_row_index("_f")
+        # families numbered in family_id order: the result comes out in that order
+        self.all_families = (
+            families.select("family_id", "locality", pl.col("attached_on").alias("A"))
+            .sort("family_id")
+            .with_row_index("_f")
+        )
         e = pl.lit(self.e)
         self._attached = self.all_families.filter(pl.col("A").is_not_null() & (pl.col("A") <= e))
         people = self.sources.tables.get("people")
@@ -308,6 +320,9 @@ class _Compiler:
                 )
                 .join(self.f_base, on="family_id", how="inner")
                 .drop("family_id")
+                # people of a family together: combining them into families is then a
+                # group_by over sorted runs
+                .sort("_f")
                 .with_row_index("_p")
             )
         frame: pl.LazyFrame = self._cache["p_base"]
@@ -341,11 +356,62 @@ class _Compiler:
             ).drop("person_id")
         else:
             frame = frame.join(self.f_base, on="family_id", how="inner").drop("family_id")
+        relevant = self.relevant.get(name)
+        if relevant is not None and not self.scouting:
+            # only the rows some leaf can look at (the windows are relative to each A)
+            frame = frame.filter(pl.any_horizontal(relevant) if relevant else pl.lit(False))
         if name == "attendance" and self.selections:
-            frame = frame.with_columns(
-                *[e.fill_null(False).alias(n) for n, e in self.selections.items()]
-            )
+            frame = self._select_terms(frame)
         return frame
+
+    def _select_terms(self, frame: pl.LazyFrame) -> pl.LazyFrame:
+        """Add a column per term selection: whether the row is a selected term of its subject.
+
+        Most recent first: by term_end, then term_start, then row order. The rows are
+        sorted once that way within each subject; a selection's rank is then a running
+        count of its rows from the subject's first row (no window functions).
+        """
+        ranked = [subject for subject, _, last in self.selections.values() if last]
+        if not ranked:
+            return frame.with_columns(
+                *[cond.fill_null(False).alias(n) for n, (_, cond, _) in self.selections.items()]
+            ).drop("A", *self.bounds)
+        subject = "_p" if "_p" in ranked else "_f"
+        frame = frame.sort(
+            subject, "term_end", "term_start", "row_no", descending=[False, True, True, False]
+        ).with_columns(pl.col(subject).set_sorted())
+        first = (pl.col(subject) != pl.col(subject).shift(1)).fill_null(True)
+        columns = []
+        for name, (own, cond, last) in self.selections.items():
+            cond = cond.fill_null(False)
+            if last:
+                if own == subject:
+                    hits = cond.cast(pl.UInt32).cum_sum()
+                    before = pl.when(first).then(hits - cond.cast(pl.UInt32)).forward_fill()
+                    rank = hits - before
+                else:
+                    recency = (
+                        (_days(pl.col("term_end")) + _BIG).cast(pl.Int128) * (1 << 64)
+                        + (_days(pl.col("term_start")) + _BIG).cast(pl.Int128) * (1 << _ROW_BITS)
+                        + (_ROW_MASK - pl.col("row_no")).cast(pl.Int128)
+                    )
+                    rank = pl.when(cond).then(recency).rank("ordinal", descending=True).over(own)
+                cond = cond & (rank <= last)
+            columns.append(cond.fill_null(False).alias(name))
+        # every attendance leaf reads the selections, not A: drop A and its dates
+        return frame.with_columns(columns).drop("A", *self.bounds)
+
+    def touch(self, table: str, rows: pl.Expr | None) -> None:
+        """Record the rows of ``table`` a leaf can look at (None: any row)."""
+        if table not in self.relevant:
+            self.relevant[table] = []
+        known = self.relevant[table]
+        if known is None:
+            return
+        if rows is None:
+            self.relevant[table] = None
+        elif str(rows) not in {str(r) for r in known}:
+            known.append(rows)
 
     def group_key(self, level: Level, table: str) -> str:
         """The subject column a table's rows are grouped by for a level."""
@@ -385,10 +451,13 @@ class _Compiler:
         frame.stage_of[name] = stage
         return pl.col(name)
 
-    def to_family(self, expr: pl.Expr) -> pl.Expr:
-        """An aggregate over each family's people, as a column of ``F``."""
+    def to_family(self, expr: pl.Expr, how: Literal["max", "min", "any"]) -> pl.Expr:
+        """An aggregate (``how``) of a per-person expression over each family's people, as a
+        column of ``F``. The expression becomes a column of ``P`` first, so that the
+        family ``group_by`` only aggregates columns."""
+        column = self.define("P", expr)
         name = self.name("g")
-        self.p2f[name] = expr
+        self.p2f[name] = getattr(column, how)()
         self.frames["F"].stage_of[name] = 0
         return pl.col(name)
 
@@ -414,13 +483,13 @@ class _Compiler:
             direction if figure is not None else 0,
         )
 
-    def leaf(self, level: Level, frame: pl.LazyFrame, table: str | None = None) -> Leaf:
+    def leaf(self, level: Level, frame: pl.LazyFrame, table: str) -> Leaf:
         """Register the evidence rows of a leaf (rows of ``table``, when family-keyed, count
         for every member of the family)."""
-        if level == "P" and table is not None and TABLES[table].key == "family_id":
+        if level == "P" and TABLES[table].key == "family_id":
             frame = frame.join(self.p_base.select("_f", "_p"), on="_f", how="inner")
         columns = ["_f", "_p", "_k"] if level == "P" else ["_f", "_k"]
-        leaf = Leaf(level, frame.select(columns))
+        leaf = Leaf(level, frame.select(columns), table)
         self.leaves.append(leaf)
         return leaf
 
@@ -490,26 +559,24 @@ class _Compiler:
         """Combine per-person results into one result per family."""
         s = per.state
         if how == "all":
-            state = self.to_family(pl.when(in_scope).then(s).max())
+            state = self.to_family(pl.when(in_scope).then(s), "max")
             empty = MET
         else:
-            best_swapped = self.to_family(pl.when(in_scope).then(_swap_agg(s)).max())
+            best_swapped = self.to_family(pl.when(in_scope).then(_swap(s)), "max")
             state = _swap(best_swapped.fill_null(MET))
             empty = NOT_MET
         state = state.fill_null(empty)
         date_: pl.Expr | None = None
         if per.date is not None:
             pending = in_scope & (s == PENDING)
-            d = pl.when(pending).then(per.date)
-            best = self.to_family(d.max() if how == "all" else d.min())
-            undated = self.to_family((pending & per.date.is_null()).any())
+            best = self.to_family(pl.when(pending).then(per.date), "max" if how == "all" else "min")
+            undated = self.to_family(pending & per.date.is_null(), "any")
             date_ = pl.when((state == PENDING) & ~undated.fill_null(False)).then(best)
         figure: pl.Expr | None = None
         if per.figure is not None:
-            value = pl.when(in_scope).then(per.figure)
             # any: the person nearest to met decides; all: the person nearest to not_met
             highest = (how == "any") == (per.direction > 0)
-            figure = self.to_family(value.max() if highest else value.min())
+            figure = self.to_family(pl.when(in_scope).then(per.figure), "max" if highest else "min")
         return self.node(
             "F", state, date_, leaves=per.leaves, figure=figure, direction=per.direction
         )
@@ -545,6 +612,7 @@ class _Compiler:
                 return self.const(level, UNKNOWN)
             subject = self.group_key(level, spec.table)
             flag = self.selection(spec.window.in_terms, level)
+            self.touch(spec.table, where)
             terms = self.rows("attendance").filter(pl.col(flag))
             inside = (
                 self.rows(spec.table)
@@ -557,7 +625,7 @@ class _Compiler:
             inside = self.keep(inside)
             self.derived[source] = inside
             n = self.agg(level, source, subject, pl.len()).fill_null(0)
-            extra.append(self.leaf(level, terms))
+            extra.append(self.leaf(level, terms, "attendance"))
             rows = inside
         else:
             if isinstance(spec.window, SinceAttachment):
@@ -565,6 +633,7 @@ class _Compiler:
             else:
                 lo, hi = self.window(spec.window)
             cond = where & (dated > lo) & (dated <= hi)
+            self.touch(spec.table, cond)
             n = self.table_agg(level, spec.table, cond.sum()).fill_null(0)
             rows = self.rows(spec.table).filter(cond)
         # counts are whole numbers: compare with the threshold rounded the safe way
@@ -592,6 +661,7 @@ class _Compiler:
         (blo, bhi), (llo, lhi) = self.window(spec.baseline), self.window(spec.later)
         in_b = where & (dated > blo) & (dated <= bhi)
         in_l = where & (dated > llo) & (dated <= lhi)
+        self.touch(spec.table, in_b | in_l)
         b = self.table_agg(level, spec.table, in_b.sum()).fill_null(0).cast(pl.Int64)
         later = self.table_agg(level, spec.table, in_l.sum()).fill_null(0).cast(pl.Int64)
         num, den = spec.at_least_percent.as_integer_ratio()
@@ -619,6 +689,7 @@ class _Compiler:
             lo, hi = self.window(spec.overlaps)
             hit = (start <= hi) & (end > lo) & (start <= end)
         hit = _where(spec.where) & hit
+        self.touch(spec.table, hit)
         n = self.table_agg(level, spec.table, hit.sum()).fill_null(0)
         return self.node(
             level,
@@ -638,6 +709,7 @@ class _Compiler:
         cutoff = pl.lit(period_before(self.e, since))
         is_open = _where(spec.where) & (raw_end.is_null() | (raw_end >= pl.lit(self.e)))
         long_ = is_open & (start <= cutoff)
+        self.touch(spec.table, is_open)
         has_long = self.table_agg(level, spec.table, long_.any()).fill_null(False)
         first = self.table_agg(level, spec.table, pl.when(is_open).then(start).min())
         state = (
@@ -664,10 +736,20 @@ class _Compiler:
         cutoff = pl.lit(period_before(self.e, since))
         # another spell started on or after this one's end: the latest start among the
         # subject's other spells (the latest, or the runner-up when this one is the only latest)
-        top = start.max().over(subject)
-        n_top = (start == top).sum().over(subject)
-        runner_up = pl.when(start < top).then(start).max().over(subject)
+        top, n_top, runner_up = pl.col("_top"), pl.col("_ntop"), pl.col("_runner")
         other_latest = pl.when((start == top) & (n_top == 1)).then(runner_up).otherwise(top)
+        spells = self.rows(spec.table).filter(_where(spec.where))
+        latest_starts = spells.group_by(subject).agg(
+            start.max().alias("_top"),
+            (start == start.max()).sum().alias("_ntop"),
+            pl.when(start < start.max()).then(start).max().alias("_runner"),
+        )
+        # a spell can matter only if it ended after A, or started after A (a later spell)
+        self.touch(
+            spec.table,
+            _where(spec.where)
+            & ((end.is_not_null() & (end > pl.col("A"))) | (start > pl.col("A"))),
+        )
         ended = (
             end.is_not_null()
             & (end > pl.col("A"))
@@ -675,10 +757,9 @@ class _Compiler:
             & _where(spec.ended_with)
         )
         candidates = (
-            self.rows(spec.table)
-            .filter(_where(spec.where))
-            .with_columns((ended & ~(other_latest >= end).fill_null(False)).alias("_cand"))
-            .filter(pl.col("_cand"))
+            spells.filter(ended)
+            .join(latest_starts, on=subject, how="left")
+            .filter(~(other_latest >= end).fill_null(False))
         )
         source = self.name("d")
         candidates = self.keep(candidates)
@@ -703,17 +784,9 @@ class _Compiler:
             cond = cond & (pl.col("term_end") > lo) & (pl.col("term_end") <= hi)
         if sel.start_on_or_after is not None:
             cond = cond & (pl.col("term_start") >= pl.col("A"))
-        if sel.last:
-            # most recent by term_end, then term_start; equal terms in row order
-            recency = (
-                (_days(pl.col("term_end")) + _BIG).cast(pl.Int128) * (1 << 64)
-                + (_days(pl.col("term_start")) + _BIG).cast(pl.Int128) * (1 << _ROW_BITS)
-                + (_ROW_MASK - pl.col("row_no")).cast(pl.Int128)
-            )
-            rank = pl.when(cond).then(recency).rank("ordinal", descending=True).over(subject)
-            cond = cond & (rank <= sel.last)
+        self.touch("attendance", cond)
         name = f"_sel{len(self.selections)}"
-        self.selections[name] = cond
+        self.selections[name] = (subject, cond, sel.last)
         self._cache[key] = name
         return name
 
@@ -742,7 +815,7 @@ class _Compiler:
         return self.node(
             level,
             state,
-            leaves=[self.leaf(level, self.rows("attendance").filter(selected))],
+            leaves=[self.leaf(level, self.rows("attendance").filter(selected), "attendance")],
             figure=rate,
             direction=direction,
         )
@@ -756,7 +829,7 @@ class _Compiler:
         return self.node(
             level,
             pl.when(n >= spec.at_least).then(MET).otherwise(NOT_MET),
-            leaves=[self.leaf(level, self.rows("attendance").filter(selected))],
+            leaves=[self.leaf(level, self.rows("attendance").filter(selected), "attendance")],
             figure=n,
             direction=1,
         )
@@ -778,7 +851,7 @@ class _Compiler:
         return self.node(
             level,
             pl.when(birth.is_null()).then(UNKNOWN).when(ok).then(MET).otherwise(NOT_MET),
-            leaves=[self.leaf(level, rows)],
+            leaves=[self.leaf(level, rows, "people")],
         )
 
     def latest(self, level: Level, table: str, window: Window) -> tuple[str, pl.LazyFrame]:
@@ -788,6 +861,7 @@ class _Compiler:
         if key not in self._cache:
             dated = pl.col(TABLES[table].date or "")
             lo, hi = self.window(window)
+            self.touch(table, (dated > lo) & (dated <= hi))
             rank = _days(dated) * (1 << _ROW_BITS) + (_ROW_MASK - pl.col("row_no"))
             best = rank.arg_max()
             frame = (
@@ -859,6 +933,7 @@ class _Compiler:
         dated = pl.col(TABLES[spec.table].date or "")
         (blo, bhi), (clo, chi) = self.window(spec.baseline), self.window(spec.current)
         in_base = (dated > blo) & (dated <= bhi) & (pl.col("amount") > 0)
+        self.touch(spec.table, ((dated > blo) & (dated <= bhi)) | ((dated > clo) & (dated <= chi)))
         kinds = (
             self.rows(spec.table)
             .group_by(subject, "kind")
@@ -909,6 +984,9 @@ class _Compiler:
         employment = self.rows(emp.table).filter(_where(emp.where))
         start = pl.col(tb.date or "")
         covers_a = (start <= pl.col("A")) & (pl.col("A") <= pl.col("_end"))
+        # weeks in work are after A: only spells reaching A matter
+        self.touch(oow.table, _where(oow.where) & (pl.col("_end") >= pl.col("A")))
+        self.touch(emp.table, _where(emp.where) & (pl.col("_end") > pl.col("A")))
         key = pl.lit(None, pl.Int64)
         for requirement in sorted(spec.requirements, key=lambda r: (r.weeks, r.out_of)):
             code = requirement.weeks * 100_000 + requirement.out_of
@@ -925,13 +1003,16 @@ class _Compiler:
             )
             .with_columns((pl.col("_first") + pl.col("_wm") - 1 <= pl.col("_last")).alias("_fits"))
         )
+        base = self.keep(base)
         span = base.filter(pl.col("_req").is_not_null() & pl.col("_fits")).select(
             "_p", "_first", "_last", "_wk", "_wm"
         )
-        runs = _runs_in_work(
-            _merge(employment, "_p", te.date or ""), _merge(benefits, "_p", tb.date or ""), span
+        runs = self.keep(
+            _runs_in_work(
+                _merge(employment, "_p", te.date or ""), _merge(benefits, "_p", tb.date or ""), span
+            )
         )
-        best = _best_window(span, runs)
+        best = _best_window(span, runs, self.keep)
         values = [
             pl.col("_req"),
             pl.col("_fits"),
@@ -978,9 +1059,9 @@ class _Compiler:
         waiting = result.filter(req.is_null() | ~fits).select("_p")
         at_a = benefits.filter(covers_a).join(waiting, on="_p", how="semi")
         leaves = [
-            self.leaf(level, at_a),
-            self.leaf(level, touching(employment, te.date or "")),
-            self.leaf(level, touching(benefits, tb.date or "")),
+            self.leaf(level, at_a, oow.table),
+            self.leaf(level, touching(employment, te.date or ""), emp.table),
+            self.leaf(level, touching(benefits, tb.date or ""), oow.table),
         ]
         return self.node(
             level,
@@ -1150,12 +1231,20 @@ def _merge(rows: pl.LazyFrame, key: str, start: str) -> pl.LazyFrame:
     )
 
 
+def _previous(column: str, key: str) -> pl.Expr:
+    """The previous row's value within the same ``key`` (rows sorted by key)."""
+    return pl.when(pl.col(key) == pl.col(key).shift(1)).then(pl.col(column).shift(1))
+
+
 def _runs_in_work(work: pl.LazyFrame, claims: pl.LazyFrame, span: pl.LazyFrame) -> pl.LazyFrame:
     """Runs of weeks in work (_rs.._re) within each person's span of weeks.
 
     Weeks in work come in runs: the full weeks inside merged employment, minus every
     week that an out-of-work spell touches. Work with runs (intervals of week numbers),
     never with single weeks, so the cost follows the number of spells, not of weeks.
+    The spells are merged (disjoint, so sorted by start they are sorted by end too):
+    the weeks free of out-of-work spells are the gaps between consecutive spells'
+    weeks, and after the last one.
     """
     bounds = span.select("_p", "_first", "_last")
     worked = (
@@ -1177,20 +1266,18 @@ def _runs_in_work(work: pl.LazyFrame, claims: pl.LazyFrame, span: pl.LazyFrame) 
             ((pl.col("_e") + 3) // 7).alias("_be"),
         )
         .sort("_p", "_bs")
-        .with_columns(pl.col("_be").cum_max().over("_p").alias("_reach"))
     )
-    # the weeks between out-of-work spells (and after the last one) are free of them
     gaps = pl.concat(
         [
             touched.select(
                 "_p",
-                (pl.col("_reach").shift(1).over("_p") + 1).fill_null(pl.col("_first")).alias("_fs"),
+                (_previous("_be", "_p") + 1).fill_null(pl.col("_first")).alias("_fs"),
                 (pl.col("_bs") - 1).alias("_fe"),
             ),
             touched.group_by("_p").agg(
-                (pl.col("_reach").max() + 1).alias("_fs"), pl.col("_last").first().alias("_fe")
+                (pl.col("_be").max() + 1).alias("_fs"), pl.col("_last").first().alias("_fe")
             ),
-            bounds.join(touched.select("_p").unique(), on="_p", how="anti").select(
+            bounds.join(touched.select("_p"), on="_p", how="anti").select(
                 "_p", pl.col("_first").alias("_fs"), pl.col("_last").alias("_fe")
             ),
         ],
@@ -1207,7 +1294,9 @@ def _runs_in_work(work: pl.LazyFrame, claims: pl.LazyFrame, span: pl.LazyFrame) 
     )
 
 
-def _best_window(span: pl.LazyFrame, runs: pl.LazyFrame) -> pl.LazyFrame:
+def _best_window(
+    span: pl.LazyFrame, runs: pl.LazyFrame, keep: Callable[[pl.LazyFrame], pl.LazyFrame]
+) -> pl.LazyFrame:
     """Per person: the most weeks in work in any window of m weeks (``_best``), and the window
     the reference evaluator reports (``_start``, with ``_shown`` weeks in work in it).
 
@@ -1235,6 +1324,7 @@ def _best_window(span: pl.LazyFrame, runs: pl.LazyFrame) -> pl.LazyFrame:
             ],
         ]
     )
+    first_of_person = (pl.col("_p") != pl.col("_p").shift(1)).fill_null(True)
     candidates = (
         points.join(span, on="_p", how="inner")
         .select(
@@ -1243,47 +1333,82 @@ def _best_window(span: pl.LazyFrame, runs: pl.LazyFrame) -> pl.LazyFrame:
             "_wk",
             pl.min_horizontal(pl.max_horizontal("_c", "_first"), last_start).alias("_c"),
         )
-        .unique()
+        .sort("_p", "_c")
+        .filter(first_of_person | (pl.col("_c") != pl.col("_c").shift(1)))
     )
-    counted = (
-        candidates.join(runs, on="_p", how="left")
-        .with_columns(
-            pl.when(pl.col("_rs").is_not_null())
-            .then(
-                (
-                    pl.min_horizontal("_re", pl.col("_c") + pl.col("_wm") - 1)
-                    - pl.max_horizontal("_rs", "_c")
-                    + 1
-                ).clip(lower_bound=0)
+    # weeks in work up to week x: the runs before the last run starting by x, and that
+    # run's weeks up to x (runs sorted by person and start, lengths summed per person)
+    length = pl.col("_re") - pl.col("_rs") + 1
+    summed = length.cum_sum()
+    cumulative = runs.sort("_p", "_rs").select(
+        "_p",
+        "_rs",
+        length.alias("_len"),
+        (summed - length - pl.when(first_of_person).then(summed - length).forward_fill()).alias(
+            "_before"
+        ),
+    )
+
+    def weeks_up_to(frame: pl.LazyFrame, x: pl.Expr, name: str) -> pl.LazyFrame:
+        return (
+            frame.with_columns(x.alias("_x"))
+            .join_asof(
+                cumulative,
+                left_on="_x",
+                right_on="_rs",
+                by="_p",
+                strategy="backward",
+                check_sortedness=False,
             )
-            .otherwise(0)
-            .alias("_n")
+            .with_columns(
+                pl.when(pl.col("_rs").is_null())
+                .then(0)
+                .otherwise(
+                    pl.col("_before") + (pl.col("_x") - pl.col("_rs") + 1).clip(0, pl.col("_len"))
+                )
+                .alias(name)
+            )
+            .drop("_x", "_rs", "_len", "_before")
         )
-        .group_by("_p", "_c")
-        .agg(pl.col("_n").sum(), pl.col("_wk").first())
+
+    counted = weeks_up_to(
+        weeks_up_to(candidates, pl.col("_c") + pl.col("_wm") - 1, "_upto_end"),
+        pl.col("_c") - 1,
+        "_upto_start",
+    ).select("_p", "_c", "_wk", (pl.col("_upto_end") - pl.col("_upto_start")).alias("_n"))
+    counted = keep(counted)
+    # from the point before: the first window with k weeks lies up the slope from it
+    before = _previous("_n", "_p")
+    walked = counted.with_columns(
+        pl.when(before.is_null())
+        .then(pl.col("_c"))
+        .otherwise(_previous("_c", "_p") + pl.col("_wk") - before)
+        .alias("_cross"),
+        pl.when(before.is_null()).then(pl.col("_n")).otherwise(pl.col("_wk")).alias("_cross_n"),
     )
-    c = pl.col("_c").sort()
-    f, k = pl.col("_n").sort_by("_c"), pl.col("_wk").first()
-    reached = f >= k
-    crossing = pl.when(f.shift(1).is_null()).then(c).otherwise(c.shift(1) + k - f.shift(1))
-    shown_at_crossing = pl.when(f.shift(1).is_null()).then(f).otherwise(k)
+    best = counted.group_by("_p").agg(pl.col("_n").max().alias("_best"), pl.col("_wk").first())
+    reached = (
+        walked.filter(pl.col("_n") >= pl.col("_wk"))
+        .group_by("_p")
+        .agg(pl.col("_cross").first(), pl.col("_cross_n").first())
+    )
+    first_best = (
+        walked.join(best.select("_p", "_best"), on="_p", how="inner")
+        .filter(pl.col("_n") == pl.col("_best"))
+        .group_by("_p")
+        .agg(pl.col("_c").first().alias("_arg"))
+    )
     return (
-        counted.group_by("_p")
-        .agg(
-            f.max().alias("_best"),
-            crossing.filter(reached).first().alias("_cross"),
-            shown_at_crossing.filter(reached).first().alias("_cross_n"),
-            c.filter(f == f.max()).first().alias("_arg"),
-            k.alias("_k"),
-        )
+        best.join(reached, on="_p", how="left")
+        .join(first_best, on="_p", how="left")
         .select(
             "_p",
             "_best",
-            pl.when(pl.col("_best") >= pl.col("_k"))
+            pl.when(pl.col("_best") >= pl.col("_wk"))
             .then(pl.col("_cross"))
             .otherwise(pl.col("_arg"))
             .alias("_start"),
-            pl.when(pl.col("_best") >= pl.col("_k"))
+            pl.when(pl.col("_best") >= pl.col("_wk"))
             .then(pl.col("_cross_n"))
             .otherwise(pl.col("_best"))
             .alias("_shown"),
@@ -1456,7 +1581,7 @@ def _indicator(
     if person is None:
         return state, None
     who = c.define("P", (person.state == MET) & in_effect)
-    out.people[key] = c.to_family(pl.col("person_id").filter(who).sort())
+    out.people[key] = who
     return state, who
 
 
@@ -1464,10 +1589,8 @@ def _headline(c: _Compiler, h: Headline, out: _Plan) -> tuple[pl.Expr, Node]:
     """A headline: identification (any over indicators) and its outcome (neutral, met, where
     the headline was not identified)."""
     indicators = [_indicator(c, f"{h.code}.{i.code}", i, out) for i in h.indicators]
-    for i in h.indicators:
-        out.also[f"{h.code}.{i.code}"] = h.code
     identification = c.combine("any", [Node("F", s) for s, _ in indicators], "F")
-    out.keys[h.code] = _Key(identification.state, rows=True)
+    out.keys[h.code] = _Key(identification.state, rows=False)
     identified = c.define("F", identification.state == MET)
     if h.outcome is not None:
         flags = [who for _, who in indicators]
@@ -1561,137 +1684,216 @@ def _compile(c: _Compiler, plan: Plan) -> tuple[_Plan, pl.Expr]:
     return out, eligible
 
 
-def _frame(c: _Compiler, level: Level, base: pl.LazyFrame) -> pl.LazyFrame:
-    """A subject frame: its base, the aggregates and keyed frames joined, then the columns."""
+def _align(keys: pl.Series, frame: pl.DataFrame, key: str) -> pl.DataFrame:
+    """The rows of ``frame`` (one per ``key``) for each of ``keys``, in that order; null rows
+    for keys it lacks. A gather, where a join would hash."""
+    have = frame.get_column(key).to_numpy().astype(np.int64)
+    want = keys.to_numpy().astype(np.int64)
+    size = int(max(have.max(initial=-1), want.max(initial=-1))) + 1
+    lookup = np.full(size, len(have), dtype=np.int64)  # missing: the null row added below
+    lookup[have] = np.arange(len(have))
+    values = frame.drop(key)
+    values = pl.concat([values, values.clear(1)]).rechunk()
+    return values.select(pl.all().gather(pl.Series(lookup[want])))
+
+
+def _frame(
+    c: _Compiler, level: Level, base: pl.DataFrame, needed: Sequence[pl.Expr]
+) -> pl.DataFrame:
+    """A subject frame: its base, the aggregates and keyed frames put alongside, then the
+    columns; only the columns ``needed`` reads are kept."""
     spec = c.frames[level]
-    frame = base
+    pieces: list[tuple[pl.LazyFrame, str]] = []
     for (source, group), aggs in spec.aggs.items():
         rows = c.derived[source] if source in c.derived else c.rows(source.removeprefix("rows:"))
-        grouped = rows.group_by(group).agg(*[e.alias(n) for n, e in aggs.items()])
-        frame = frame.join(grouped, on=group, how="left")
-    for keyed, on in spec.keyed:
-        frame = frame.join(keyed, on=on, how="left")
+        pieces.append((rows.group_by(group).agg(*[e.alias(n) for n, e in aggs.items()]), group))
+    pieces += spec.keyed
+    grouped = pl.collect_all([p for p, _ in pieces], engine=_ENGINE) if pieces else []
+    aligned = [
+        _align(base.get_column(on), g, on) for g, (_, on) in zip(grouped, pieces, strict=True)
+    ]
+    frame = pl.concat([base, *aligned], how="horizontal").lazy()
     for stage in sorted(spec.stages):
         frame = frame.with_columns(*[e.alias(n) for n, e in spec.stages[stage].items()])
-    return frame
+    keep = {"_f", "_p", "person_id"} | {r for e in needed for r in e.meta.root_names()}
+    return frame.select([n for n in frame.collect_schema().names() if n in keep]).collect(
+        engine=_ENGINE
+    )
 
 
-def _masks(leaves: Sequence[Leaf], level: Level) -> list[pl.Expr]:
-    """Bit masks (64 leaves a word) of the leaves whose conditions hold for a subject."""
-    words: list[pl.Expr] = []
-    for w in range(0, len(leaves), 64):
-        bits = []
-        for i, leaf in enumerate(leaves[w : w + 64]):
-            conds = leaf.p_conds if level == "P" else leaf.f_conds
-            cond = pl.all_horizontal(conds) if conds else pl.lit(True)
-            bits.append(
-                pl.when(cond).then(pl.lit(1 << i, pl.UInt64)).otherwise(pl.lit(0, pl.UInt64))
-            )
-        words.append(pl.sum_horizontal(bits).cast(pl.UInt64).alias(f"_m{level}{w // 64}"))
-    return words
+def _holds(conds: Sequence[pl.Expr]) -> pl.Expr:
+    return pl.all_horizontal(conds).fill_null(False) if conds else pl.lit(True)
 
 
-def _included(n_leaves: int, level: Level) -> pl.Expr:
-    """Whether an evidence row's leaf bit is set in its subject's mask."""
-    word = pl.col("_leaf") // 64
-    bit = pl.lit(1, pl.UInt64) * pl.lit(2, pl.UInt64).pow(pl.col("_leaf") % 64)
-    mask: pl.Expr = pl.lit(0, pl.UInt64)
-    for w in reversed(range((n_leaves + 63) // 64)):
-        mask = pl.when(word == w).then(pl.col(f"_m{level}{w}")).otherwise(mask)
-    return (mask & bit) != 0
+def _lists(
+    found: pl.LazyFrame,
+    value: pl.Expr,
+    width: int,
+    empty: Sequence[np.ndarray],
+    dtype: pl.DataType,
+) -> list[pl.Series]:
+    """Gather long rows (``_f``, ``_key``, ``_v``) into one list column per key, in ``_f`` order.
+
+    ``_v`` is a non-negative integer below 2**width. The rows are sorted and de-duplicated
+    on one 128-bit key (key, family, value), grouped on the sorted (key, family) prefix, and
+    each key's lists are put in family order with one gather. A family without rows for
+    key ``k`` gets an empty list where ``empty[k]`` holds, null elsewhere.
+    """
+    n_keys = len(empty)
+    combined = (
+        (pl.col("_key").cast(pl.Int128) * (1 << 32) + pl.col("_f").cast(pl.Int128)) * (1 << width)
+    ) + pl.col("_v").cast(pl.Int128)
+    grouped = (
+        found.select(combined.alias("_g"))
+        .sort("_g")
+        .filter((pl.col("_g") != pl.col("_g").shift(1)).fill_null(True))
+        .select(
+            (pl.col("_g") // (1 << width)).cast(pl.UInt64).set_sorted().alias("_kf"),
+            (pl.col("_g") % (1 << width)).cast(pl.Int64).alias("_v"),
+        )
+        .select("_kf", value.alias("_value"))
+        .group_by("_kf", maintain_order=True)
+        .agg(pl.col("_value").alias("_list"))
+        .collect(engine=_ENGINE)
+    )
+    kf = grouped.get_column("_kf").to_numpy()
+    keys, families = kf >> 32, (kf & 0xFFFFFFFF).astype(np.int64)
+    n = grouped.height
+    # the lists, then an empty list (at n) and a null (at n + 1)
+    lists = pl.concat(
+        [grouped.get_column("_list"), pl.Series([[], None], dtype=pl.List(dtype))]
+    ).rechunk()
+    bounds = np.searchsorted(keys, np.arange(n_keys + 1))
+    out = []
+    for k in range(n_keys):
+        lo, hi = int(bounds[k]), int(bounds[k + 1])
+        where = np.where(empty[k], n, n + 1)
+        where[families[lo:hi]] = np.arange(lo, hi)
+        out.append(lists.gather(pl.Series(where)))
+    return out
 
 
 def _evidence(
-    c: _Compiler, out: _Plan, p_frame: pl.LazyFrame, f_frame: pl.LazyFrame
-) -> tuple[pl.LazyFrame, list[str]] | None:
-    """Per family and key, the sorted evidence rows: (_f, one list column per key)."""
+    c: _Compiler, out: _Plan, p_frame: pl.DataFrame, f_frame: pl.DataFrame, shown: pl.DataFrame
+) -> dict[str, pl.Series]:
+    """Per key, the sorted evidence rows of every family (in ``_f`` order): an empty list for
+    a family with no rows where ``shown`` (one boolean column per key) holds, null elsewhere.
+
+    Each leaf's rows count for the subjects whose conditions hold (the step that settled
+    the rule, the people in scope, the key's context). Those conditions are evaluated on
+    P and F, and each leaf's rows are filtered by looking their subject up (P is numbered
+    by ``_p`` and families by ``_f``, so a lookup is a gather).
+    """
     leaves = [leaf for leaf in c.leaves if leaf.key]
-    if not leaves:
-        return None
     row_keys = [k for k, key in out.keys.items() if key.rows]
+    empty = [shown.get_column(k).to_numpy() for k in row_keys]
     key_no = {k: i for i, k in enumerate(row_keys)}
-    p_leaves = [leaf for leaf in leaves if leaf.level == "P"]
-    parts: list[pl.LazyFrame] = []
-    f_masks = f_frame.select("_f", *_masks(leaves, "F"))
-    if p_leaves:
-        p_masks = p_frame.select("_p", *_masks(p_leaves, "P"))
-        p_rows = pl.concat(
-            [
-                leaf.frame.with_columns(pl.lit(i, pl.UInt32).alias("_leaf"))
-                for i, leaf in enumerate(p_leaves)
-            ]
-        )
-        parts.append(
-            p_rows.join(p_masks, on="_p", how="inner")
-            .filter(_included(len(p_leaves), "P"))
-            .select(
-                "_f",
-                "_k",
-                pl.col("_leaf")
-                .replace_strict(list(range(len(p_leaves))), [leaves.index(x) for x in p_leaves])
-                .cast(pl.UInt32)
-                .alias("_leaf"),
-            )
-        )
-    f_leaves = [leaf for leaf in leaves if leaf.level == "F"]
-    if f_leaves:
-        parts.append(
-            pl.concat(
-                [
-                    leaf.frame.select(
-                        "_f", "_k", pl.lit(leaves.index(leaf), pl.UInt32).alias("_leaf")
-                    )
-                    for leaf in f_leaves
-                ]
-            )
-        )
-    found = (
-        pl.concat(parts)
-        .join(f_masks, on="_f", how="inner")
-        .filter(_included(len(leaves), "F"))
-        .select(
-            "_f",
-            "_k",
-            pl.col("_leaf")
-            .replace_strict(list(range(len(leaves))), [key_no[leaf.key] for leaf in leaves])
-            .cast(pl.UInt32)
-            .alias("_key"),
-        )
+    n_families = shown.height
+    f_ok = f_frame.select(
+        "_f", *[_holds(leaf.f_conds).alias(f"_ok{i}") for i, leaf in enumerate(leaves)]
     )
-    headline_of = {key_no[k]: key_no[h] for k, h in out.also.items() if k in key_no and h in key_no}
-    if headline_of:
+    p_ok = p_frame.select(
+        "_f",
+        *[
+            _holds(leaf.p_conds).alias(f"_ok{i}")
+            for i, leaf in enumerate(leaves)
+            if leaf.level == "P"
+        ],
+    )
+    families = f_ok.get_column("_f").to_numpy().astype(np.int64)
+    family_of = p_ok.get_column("_f").to_numpy().astype(np.int64)
+    parts: list[pl.LazyFrame] = []
+    for i, leaf in enumerate(leaves):
+        holds = np.zeros(n_families, dtype=bool)  # by _f
+        holds[families] = f_ok.get_column(f"_ok{i}").to_numpy()
+        if leaf.level == "P":
+            # by _p: the person's conditions and the family's
+            holds = p_ok.get_column(f"_ok{i}").to_numpy() & holds[family_of]
+        key = "_p" if leaf.level == "P" else "_f"
+        parts.append(
+            leaf.frame.filter(pl.lit(pl.Series(holds)).gather(pl.col(key))).select(
+                "_f", pl.col("_k").alias("_v"), pl.lit(key_no[leaf.key], pl.UInt32).alias("_key")
+            )
+        )
+    if not parts:
+        parts.append(pl.LazyFrame(schema={"_f": pl.UInt32, "_v": pl.Int64, "_key": pl.UInt32}))
+    found = pl.concat(parts)
+    # a headline's outcome judged per indicator: the rows of every indicator's outcome
+    also = {key_no[k]: key_no[h] for k, h in out.also.items() if k in key_no and h in key_no}
+    if also:
         found = pl.concat(
             [
                 found,
-                found.filter(pl.col("_key").is_in(list(headline_of))).with_columns(
-                    pl.col("_key").replace_strict(headline_of, return_dtype=pl.UInt32)
+                found.filter(pl.col("_key").is_in(list(also))).with_columns(
+                    pl.col("_key").replace_strict(also, return_dtype=pl.UInt32)
                 ),
             ]
         )
-    lists = (
-        found.unique()
-        .group_by("_f", "_key")
-        .agg(
-            pl.struct(
-                (pl.col("_k") // (1 << _ROW_BITS))
-                .cast(pl.UInt32)
-                .cat.to(ROW_TABLE_ENUM)
-                .alias("table"),
-                (pl.col("_k") & _ROW_MASK).alias("row_no"),
-            )
-            .sort_by("_k")
-            .alias("_rows")
-        )
-        .pivot(
-            on="_key",
-            on_columns=list(range(len(row_keys))),
-            index="_f",
-            values="_rows",
-            aggregate_function="first",
-        )
+    ref = pl.struct(
+        (pl.col("_v") // (1 << _ROW_BITS)).cast(pl.UInt32).cat.to(ROW_TABLE_ENUM).alias("table"),
+        (pl.col("_v") & _ROW_MASK).alias("row_no"),
     )
-    names = [f"rows:{k}" for k in row_keys]
-    return lists.rename({str(i): n for i, n in enumerate(names)}), names
+    columns = _lists(found, ref, _ROW_BITS + 4, empty, ROW_REF)
+    return dict(zip(row_keys, columns, strict=True))
+
+
+def _people(
+    c: _Compiler, out: _Plan, p_frame: pl.DataFrame, n_families: int
+) -> dict[str, pl.Series]:
+    """Per person-scoped indicator, the people who identified it (sorted ids, ``_f`` order)."""
+    if not out.people:
+        return {}
+    # number the people in id order, so that sorting numbers sorts ids
+    ranked = (
+        p_frame.lazy()
+        .select(
+            "_f", "person_id", *[who.alias(f"_who{i}") for i, who in enumerate(out.people.values())]
+        )
+        .sort("person_id")
+        .with_row_index("_v")
+        .collect(engine=_ENGINE)
+    )
+    found = pl.concat(
+        [
+            ranked.lazy()
+            .filter(pl.col(f"_who{i}"))
+            .select("_f", pl.col("_v").cast(pl.Int64), pl.lit(i, pl.UInt32).alias("_key"))
+            for i in range(len(out.people))
+        ]
+    )
+    ids = pl.lit(ranked.get_column("person_id"))
+    everyone = np.ones(n_families, dtype=bool)
+    columns = _lists(found, ids.gather(pl.col("_v")), 32, [everyone] * len(out.people), pl.String())
+    return dict(zip(out.people, columns, strict=True))
+
+
+def _identified(frame: pl.LazyFrame, plan: Plan) -> pl.LazyFrame:
+    """Add ``identified``: the codes of the headlines met, in plan order."""
+    codes = [h.code for h in plan.headlines]
+    if len(codes) > 12:
+        return frame.with_columns(
+            pl.concat_list([pl.when(pl.col(f"state:{h}") == "met").then(pl.lit(h)) for h in codes])
+            .list.drop_nulls()
+            .alias("identified")
+        )
+    # one bit a headline; each of the (few) combinations is looked up
+    mask = pl.sum_horizontal(
+        [(pl.col(f"state:{h}") == "met").cast(pl.UInt16) * (1 << i) for i, h in enumerate(codes)]
+    )
+    lookup = pl.LazyFrame(
+        {
+            "_mask": pl.Series(range(1 << len(codes)), dtype=pl.UInt16),
+            "identified": [
+                [h for i, h in enumerate(codes) if m >> i & 1] for m in range(1 << len(codes))
+            ],
+        },
+        schema={"_mask": pl.UInt16, "identified": pl.List(pl.String)},
+    )
+    return (
+        frame.with_columns(mask.cast(pl.UInt16).alias("_mask"))
+        .join(lookup, on="_mask", how="left", maintain_order="left")
+        .drop("_mask")
+    )
 
 
 def _assemble(
@@ -1706,24 +1908,31 @@ def _assemble(
         results[f"earliest:{k}"] = key.date if key.date is not None else _no_date()
         if key.figure is not None:
             results[f"figure:{k}"] = key.figure
-    for k, people in out.people.items():
-        results[f"people:{k}"] = people
-    p_frame = _frame(c, "P", c.p_base).collect(engine=_ENGINE).lazy()
-    f_base = c.f_base
+    leaves = [leaf for leaf in c.leaves if leaf.key]
+    p_needed = [
+        *c.p2f.values(),
+        *out.people.values(),
+        *[e for leaf in leaves for e in leaf.p_conds],
+    ]
+    p_frame = _frame(c, "P", c.p_base.collect(), p_needed)
+    f_base = c.f_base.collect()
     if c.p2f:
-        f_base = f_base.join(
-            p_frame.group_by("_f").agg(*[e.alias(n) for n, e in c.p2f.items()]),
-            on="_f",
-            how="left",
+        # P is sorted by family
+        people = (
+            p_frame.lazy()
+            .with_columns(pl.col("_f").set_sorted())
+            .group_by("_f")
+            .agg(*[e.alias(n) for n, e in c.p2f.items()])
+            .collect(engine=_ENGINE)
         )
-    f_frame = _frame(c, "F", f_base).collect(engine=_ENGINE).lazy()
-    computed = f_frame.select("_f", *[e.alias(n) for n, e in results.items()])
-    frame = c.all_families.join(computed, on="_f", how="left")
-    evidence = _evidence(c, out, p_frame, f_frame)
-    row_names: list[str] = []
-    if evidence is not None:
-        lists, row_names = evidence
-        frame = frame.join(lists, on="_f", how="left")
+        f_base = pl.concat(
+            [f_base, _align(f_base.get_column("_f"), people, "_f")], how="horizontal"
+        )
+    f_needed = [*results.values(), *[e for leaf in leaves for e in leaf.f_conds]]
+    f_frame = _frame(c, "F", f_base, f_needed)
+    computed = f_frame.lazy().select("_f", *[e.alias(n) for n, e in results.items()])
+    # every family, in family_id order (_f numbers them so)
+    frame = c.all_families.join(computed, on="_f", how="left", maintain_order="left")
     attached = pl.col("_eligible").is_not_null()
     columns: list[pl.Expr] = [
         pl.col("family_id"),
@@ -1744,18 +1953,8 @@ def _assemble(
             ),
             pl.col(f"earliest:{k}"),
         ]
-    people_lists = [pl.col(f"people:{k}").fill_null([]) for k in out.people]
-    evidence_columns = []
-    for name in row_names:
-        k = name.removeprefix("rows:")
-        shown = pl.col(f"state:{k}").is_not_null()
-        if not k.endswith(".outcome"):
-            shown = shown | ~attached
-        evidence_columns.append(
-            pl.when(shown).then(pl.col(name).fill_null(pl.lit([], pl.List(ROW_REF)))).alias(name)
-        )
     figures = [pl.col(f"figure:{k}") for k in keys if out.keys[k].figure is not None]
-    frame = frame.select(*columns, *named, *people_lists, *evidence_columns, *figures)
+    frame = frame.select(*columns, *named, *figures)
     # claimed before: the claims extract or a batch this system submitted; unknown without either
     submitted = pl.col("family_id").is_in(sorted(c.sources.claimed_family_ids))
     claims = c.sources.tables.get("claims")
@@ -1764,6 +1963,7 @@ def _assemble(
             claims.select("family_id").unique().with_columns(pl.lit(True).alias("_claimed")),
             on="family_id",
             how="left",
+            maintain_order="left",
         )
         claimed = submitted | pl.col("_claimed").fill_null(False)
     else:
@@ -1783,16 +1983,9 @@ def _assemble(
     frame = frame.with_columns(
         (held_back & pl.col("claimable").not_() & (pl.col("state:ssp") == "unknown")).alias(
             "insufficient_evidence"
-        ),
-        pl.concat_list(
-            [
-                pl.when(pl.col(f"state:{h.code}") == "met").then(pl.lit(h.code))
-                for h in plan.headlines
-            ]
         )
-        .list.drop_nulls()
-        .alias("identified"),
     )
+    frame = _identified(frame, plan)
     front = [
         "family_id",
         "locality",
@@ -1805,5 +1998,27 @@ def _assemble(
         "basis",
         "insufficient_evidence",
     ]
-    rest = [n for n in frame.collect_schema().names() if n not in front]
-    return frame.select(*front, *rest).sort("family_id").collect(engine=_ENGINE)
+    states = [n for n in frame.collect_schema().names() if n.startswith(("state:", "earliest:"))]
+    figure_names = [f"figure:{k}" for k in keys if out.keys[k].figure is not None]
+    result = frame.select(*front, *states, *figure_names).collect(engine=_ENGINE)
+    extra = [
+        people.alias(f"people:{k}") for k, people in _people(c, out, p_frame, result.height).items()
+    ]
+    # evidence where the key has a state (a non-attached family: no rows), null elsewhere
+    row_keys = [k for k, key in out.keys.items() if key.rows]
+    shown = result.select(
+        *[
+            (
+                pl.col(f"state:{k}").is_not_null()
+                if k.endswith(".outcome")
+                else pl.col(f"state:{k}").is_not_null() | ~pl.col("attached")
+            ).alias(k)
+            for k in row_keys
+        ]
+    )
+    evidence = _evidence(c, out, p_frame, f_frame, shown)
+    extra += [rows.alias(f"rows:{k}") for k, rows in evidence.items()]
+    return pl.concat(
+        [result.select(*front, *states), pl.DataFrame(extra), result.select(figure_names)],
+        how="horizontal",
+    )

@@ -67,7 +67,19 @@ def assert_agree(plan: Plan, council_sources: Any, as_of: date) -> None:
         # has null rows)
         columns = [c for c in row if c.startswith("rows:")]
         keys = {c.removeprefix("state:") for c in row if c.startswith("state:")}
-        assert {c.removeprefix("rows:") for c in columns} == keys - {"eligibility", "ssp"}
+        headlines = {h.code for h in plan.headlines}
+        assert {c.removeprefix("rows:") for c in columns} == keys - {"eligibility", "ssp"} - headlines
+        # a headline's identification rows are its indicators' rows
+        for h in ref.headlines:
+            union = sorted(
+                {
+                    (str(r["table"]), r["row_no"])
+                    for i in h.indicators
+                    for r in row[f"rows:{h.code}.{i.code}"]
+                }
+            )
+            expected = [(r.table, r.row_no) for r in h.identification.all_rows()]
+            assert union == expected, f"{fid}: {h.code} (reference, polars) {expected} {union}"
         for column in columns:
             key = column.removeprefix("rows:")
             got = row[column]
