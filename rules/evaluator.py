@@ -114,6 +114,7 @@ ROW_REF = pl.Struct({"table": ROW_TABLE_ENUM, "row_no": pl.Int64})
 _SWAP = pl.Series("swap", [NOT_MET, UNKNOWN, PENDING, MET], dtype=CODE)
 _BIG = 1 << 20  # shifts day numbers to be positive in sort keys
 _ENGINE: Literal["in-memory", "streaming"] = "in-memory"
+_STREAM_FROM = 100_000  # attached families from which the source tables are read streaming
 
 
 def _swap(e: pl.Expr) -> pl.Expr:
@@ -226,6 +227,7 @@ class _Compiler:
             check_sources(sources)
         self.e = as_of
         self.scouting = scout is None
+        self.big = False
         self.loaded = frozenset(sources.tables)
         self.sources = sources
         self.n = 0
@@ -257,9 +259,15 @@ class _Compiler:
             f_base, p_base = pl.collect_all([self.f_base, self.p_base], engine=_ENGINE)
             self._cache["f_base"], self._cache["p_base"] = f_base.lazy(), p_base.lazy()
             used = [k for k in scout._cache if k.startswith("rows:")]
-            # the big joins stream: the joined rows are filtered as they come, never held
-            for k in used:
-                self._cache[k] = self.rows(k[5:]).collect(engine="streaming").lazy()
+            self.big = f_base.height >= _STREAM_FROM
+            if self.big:
+                # the big joins stream: the joined rows are filtered as they come, never held
+                for k in used:
+                    self._cache[k] = self.rows(k[5:]).collect(engine="streaming").lazy()
+            else:
+                frames = pl.collect_all([self.rows(k[5:]) for k in used], engine=_ENGINE)
+                for k, frame in zip(used, frames, strict=True):
+                    self._cache[k] = frame.lazy()
 
     # -- names and frames ---------------------------------------------------
 
@@ -1690,11 +1698,10 @@ def _align(keys: pl.Series, frame: pl.DataFrame, key: str) -> pl.DataFrame:
     have = frame.get_column(key).to_numpy().astype(np.int64)
     want = keys.to_numpy().astype(np.int64)
     size = int(max(have.max(initial=-1), want.max(initial=-1))) + 1
-    lookup = np.full(size, len(have), dtype=np.int64)  # missing: the null row added below
+    lookup = np.full(size, -1, dtype=np.int64)
     lookup[have] = np.arange(len(have))
-    values = frame.drop(key)
-    values = pl.concat([values, values.clear(1)]).rechunk()
-    return values.select(pl.all().gather(pl.Series(lookup[want])))
+    index = pl.Series(lookup[want]).cast(pl.UInt32, strict=False)  # missing: null
+    return frame.drop(key).select(pl.all().gather(index))
 
 
 def _frame(
