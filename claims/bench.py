@@ -14,6 +14,7 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import median
 
 import warehouse
 from claims.resources import migrations_dir
@@ -99,7 +100,7 @@ def bench_load(
 
 @dataclass(frozen=True)
 class EvaluateFigure:
-    """One evaluator run at one size."""
+    """One evaluator at one size: ``seconds`` is the median of the timed runs."""
 
     evaluator: str
     families: int
@@ -108,6 +109,7 @@ class EvaluateFigure:
     seconds: float
     peak_rss_mib: float
     claimable: int
+    runs: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -115,8 +117,13 @@ class EvaluateBench:
     """The evaluate benchmark's figures."""
 
     as_of: str
+    repeat: int
+    warmup_families: int
     results: list[EvaluateFigure]
-    speedup: dict[int, float]  # families -> reference seconds / polars seconds
+    speedup: dict[int, float]  # families -> reference median / polars median
+
+
+WARMUP_FAMILIES = 200  # the untimed council each measuring process evaluates first
 
 
 def _parquet_sources(folder: Path) -> tuple[dict[str, object], int]:
@@ -135,26 +142,37 @@ def _parquet_sources(folder: Path) -> tuple[dict[str, object], int]:
     return tables, rows
 
 
-def _timed_evaluate(folder: str, as_of: str, which: str) -> tuple[float, float, int, int, float]:
-    """Child process: read the frames, then time one evaluator. Returns read s, eval s, rows, claimable, MiB."""
+def _timed_evaluate(
+    folder: str, warmup: str, as_of: str, which: str, repeat: int
+) -> tuple[float, tuple[float, ...], int, int, float]:
+    """Child process: evaluate the warm-up council untimed, read the measured council's frames,
+    then time ``repeat`` runs of one evaluator. Returns read s, run seconds, rows, claimable, MiB."""
     import datetime as dt
 
     import rules
 
+    plan = rules.load_plan(rules.default_plan_path())
+    e = dt.date.fromisoformat(as_of)
+
+    def run(sources: rules.Sources) -> int:
+        if which == "polars":
+            return int(rules.evaluate(plan, sources, e).families.get_column("claimable").sum())
+        return sum(r.claimable for r in rules.evaluate_reference(plan, sources, e))
+
+    tables, _ = _parquet_sources(Path(warmup))
+    run(rules.Sources(tables=tables))  # type: ignore[arg-type]
     start = time.perf_counter()
     tables, rows = _parquet_sources(Path(folder))
     sources = rules.Sources(tables=tables)  # type: ignore[arg-type]
-    plan = rules.load_plan(rules.default_plan_path())
     read = time.perf_counter() - start
-    e = dt.date.fromisoformat(as_of)
-    start = time.perf_counter()
-    if which == "polars":
-        claimable = int(rules.evaluate(plan, sources, e).families.get_column("claimable").sum())
-    else:
-        claimable = sum(r.claimable for r in rules.evaluate_reference(plan, sources, e))
-    seconds = time.perf_counter() - start
+    runs: list[float] = []
+    claimable = 0
+    for _ in range(repeat):
+        start = time.perf_counter()
+        claimable = run(sources)
+        runs.append(time.perf_counter() - start)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return read, seconds, rows, claimable, peak_mib
+    return read, tuple(runs), rows, claimable, peak_mib
 
 
 def bench_evaluate(
@@ -163,35 +181,51 @@ def bench_evaluate(
     reference_at: list[int],
     as_of: str = "2018-03-31",
     seed: int = 2018,
+    repeat: int = 3,
     progress: warehouse.Progress | None = None,
 ) -> EvaluateBench:
-    """Time the polars evaluator at each size and the reference evaluator at ``reference_at``."""
+    """Time the polars evaluator at each size and the reference evaluator at ``reference_at``.
+
+    Each evaluator runs in a fresh child process that first evaluates a small council untimed
+    (imports, thread pool, first-use allocations), then evaluates the measured council
+    ``repeat`` times; the figure is the median run. Peak memory is the child's.
+    """
     progress = progress or warehouse.Progress()
     results: list[EvaluateFigure] = []
     ctx = mp.get_context("spawn")
-    for n in sorted(set(sizes) | set(reference_at)):
-        tmp = Path(tempfile.mkdtemp(prefix="tfclaims-bench-"))
-        try:
-            progress.stage(f"synthesising {n:,}", n)
-            synthesise(tmp, families=n, seed=seed, fmt="parquet", progress=progress.advance)
-            runs = (["polars"] if n in sizes else []) + (["reference"] if n in reference_at else [])
-            for which in runs:
-                progress.stage(f"{which} at {n:,}", 1)
-                with ctx.Pool(1) as pool:
-                    read, seconds, rows, claimable, peak = pool.apply(
-                        _timed_evaluate, (str(tmp), as_of, which)
+    root = Path(tempfile.mkdtemp(prefix="tfclaims-bench-"))
+    try:
+        warmup = root / "warmup"
+        synthesise(warmup, families=WARMUP_FAMILIES, seed=seed + 1, fmt="parquet")
+        for n in sorted(set(sizes) | set(reference_at)):
+            tmp = root / str(n)
+            try:
+                progress.stage(f"synthesising {n:,}", n)
+                synthesise(tmp, families=n, seed=seed, fmt="parquet", progress=progress.advance)
+                runs = (["polars"] if n in sizes else []) + (
+                    ["reference"] if n in reference_at else []
+                )
+                for which in runs:
+                    progress.stage(f"{which} at {n:,} ({repeat} runs)", 1)
+                    with ctx.Pool(1) as pool:
+                        read, times, rows, claimable, peak = pool.apply(
+                            _timed_evaluate, (str(tmp), str(warmup), as_of, which, repeat)
+                        )
+                    results.append(
+                        EvaluateFigure(which, n, rows, read, median(times), peak, claimable, times)
                     )
-                results.append(EvaluateFigure(which, n, rows, read, seconds, peak, claimable))
-                progress.advance(1)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+                    progress.advance(1)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
     speedup: dict[int, float] = {}
     for n in reference_at:
         pol = [r for r in results if r.evaluator == "polars" and r.families == n]
         ref = [r for r in results if r.evaluator == "reference" and r.families == n]
         if pol and ref:
             speedup[n] = ref[0].seconds / pol[0].seconds
-    return EvaluateBench(as_of, results, speedup)
+    return EvaluateBench(as_of, repeat, WARMUP_FAMILIES, results, speedup)
 
 
 # ----------------------------------------------------------------------------- batch

@@ -105,3 +105,50 @@ def test_demo_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert claim_file.height == finalised["counts"]["submitted"]
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["counts"]["submitted"] == claim_file.height
+
+
+def test_bench_evaluate_small_council(capsys: pytest.CaptureFixture[str]) -> None:
+    """The evaluate benchmark runs end to end: both evaluators agree on the claimable count,
+    every timed run is reported and the figure is their median."""
+    import json
+    import statistics
+
+    code = 0
+    try:
+        main(
+            [
+                "bench",
+                "evaluate",
+                "--families",
+                "60",
+                "--reference-at",
+                "60",
+                "--repeat",
+                "3",
+                "--json",
+            ]
+        )
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    assert code == 0, capsys.readouterr().err
+    report = json.loads(capsys.readouterr().out)
+    assert report["repeat"] == 3
+    by = {r["evaluator"]: r for r in report["results"]}
+    assert set(by) == {"polars", "reference"}
+    assert by["polars"]["claimable"] == by["reference"]["claimable"]
+    for r in by.values():
+        assert r["families"] == 60 and len(r["runs"]) == 3
+        assert r["seconds"] == pytest.approx(statistics.median(r["runs"]))
+    ratio = by["reference"]["seconds"] / by["polars"]["seconds"]
+    assert report["speedup"]["60"] == pytest.approx(ratio)
+
+
+@pytest.mark.parametrize("args", [["--families", "0"], ["--reference-at", "-5"], ["--repeat", "0"]])
+def test_bench_evaluate_rejects_bad_sizes(
+    args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "evaluate", *args])
+    assert exc.value.code != 0
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), lines
