@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
@@ -228,11 +229,13 @@ class _Compiler:
         self.e = as_of
         self.scouting = scout is None
         self.big = False
+        self.n_families = 0
         self.loaded = frozenset(sources.tables)
         self.sources = sources
         self.n = 0
         self.frames: dict[Level, _Frame] = {"P": _Frame("_p"), "F": _Frame("_f")}
-        self.p2f: dict[str, pl.Expr] = {}
+        # family columns aggregated from P: name -> (P column, how)
+        self.p2f: dict[str, tuple[str, Literal["max", "min", "any"]]] = {}
         self.bounds: dict[str, pl.Expr] = {}
         # term selections: name -> (subject, condition, last)
         self.selections: dict[str, tuple[str, pl.Expr, int | None]] = {}
@@ -251,7 +254,9 @@ class _Compiler:
         self._base()
         if scout is not None:
             # read every table once: the families, the subjects, then each table's rows
-            self.all_families = self.all_families.collect(engine=_ENGINE).lazy()
+            families = self.all_families.collect(engine=_ENGINE)
+            self.n_families = families.height
+            self.all_families = families.lazy()
             e = pl.lit(self.e)
             self._attached = self.all_families.filter(
                 pl.col("A").is_not_null() & (pl.col("A") <= e)
@@ -465,7 +470,7 @@ class _Compiler:
         family ``group_by`` only aggregates columns."""
         column = self.define("P", expr)
         name = self.name("g")
-        self.p2f[name] = getattr(column, how)()
+        self.p2f[name] = (column.meta.output_name(), how)
         self.frames["F"].stage_of[name] = 0
         return pl.col(name)
 
@@ -1728,29 +1733,65 @@ def _frame(
     )
 
 
+_I64_MIN = np.iinfo(np.int64).min
+
+
+def _to_families(
+    p_frame: pl.DataFrame, p2f: dict[str, tuple[str, Literal["max", "min", "any"]]]
+) -> pl.DataFrame:
+    """Per-person columns aggregated over each family's people (P is sorted by ``_f``): one
+    row per family in P, ``_f`` and one column per ``p2f`` entry.
+
+    As polars aggregates, nulls are skipped: ``max`` and ``min`` of no values are null and
+    ``any`` of no values is false. The columns are stacked into one integer matrix (and one
+    float matrix), reduced over each family's run of rows at once, and typed back.
+    """
+    f = p_frame.get_column("_f").to_numpy()
+    starts = np.flatnonzero(np.r_[True, f[1:] != f[:-1]]) if len(f) else np.zeros(0, np.int64)
+    ints: dict[str, pl.Expr] = {}
+    floats: dict[str, pl.Expr] = {}
+    back: list[pl.Expr] = []
+    for name, (column, how) in p2f.items():
+        dtype = p_frame.schema[column]
+        x = pl.col(column)
+        if how == "any":
+            ints[name] = x.cast(pl.Int64).fill_null(0)
+            back.append((pl.col(name) > 0).alias(name))
+        elif dtype.is_float():
+            floats[name] = (x if how == "max" else -x).fill_null(-np.inf)
+            value: pl.Expr = pl.when(pl.col(name) != -np.inf).then(pl.col(name))
+            back.append((value if how == "max" else -value).cast(dtype).alias(name))
+        else:
+            v = x.to_physical().cast(pl.Int64)
+            ints[name] = (v if how == "max" else -v).fill_null(_I64_MIN)
+            found: pl.Expr = pl.when(pl.col(name) != _I64_MIN).then(pl.col(name))
+            found = found if how == "max" else -found
+            physical = pl.Int32 if dtype == pl.Date else dtype
+            back.append(found.cast(physical).cast(dtype).alias(name))
+    parts = [pl.DataFrame({"_f": pl.Series(f[starts], dtype=pl.UInt32)})]
+    for columns, reduce in ((ints, np.maximum), (floats, np.fmax)):
+        if columns:
+            matrix = p_frame.select(**columns).to_numpy()
+            reduced = reduce.reduceat(matrix, starts, axis=0) if len(f) else matrix
+            parts.append(pl.DataFrame(reduced, schema=list(columns), orient="row"))
+    return pl.concat(parts, how="horizontal").select("_f", *back)
+
+
 def _holds(conds: Sequence[pl.Expr]) -> pl.Expr:
     return pl.all_horizontal(conds).fill_null(False) if conds else pl.lit(True)
 
 
-def _lists(
-    found: pl.LazyFrame,
-    value: pl.Expr,
-    width: int,
-    empty: Sequence[np.ndarray],
-    dtype: pl.DataType,
-) -> list[pl.Series]:
-    """Gather long rows (``_f``, ``_key``, ``_v``) into one list column per key, in ``_f`` order.
+def _grouped(found: pl.LazyFrame, value: pl.Expr, width: int) -> pl.DataFrame:
+    """Long rows (``_f``, ``_key``, ``_v``) grouped into one list per key and family: columns
+    ``_kf`` (key << 32 | family, ascending) and ``_list``.
 
     ``_v`` is a non-negative integer below 2**width. The rows are sorted and de-duplicated
-    on one 128-bit key (key, family, value), grouped on the sorted (key, family) prefix, and
-    each key's lists are put in family order with one gather. A family without rows for
-    key ``k`` gets an empty list where ``empty[k]`` holds, null elsewhere.
+    on one 128-bit key (key, family, value) and grouped on the sorted (key, family) prefix.
     """
-    n_keys = len(empty)
     combined = (
         (pl.col("_key").cast(pl.Int128) * (1 << 32) + pl.col("_f").cast(pl.Int128)) * (1 << width)
     ) + pl.col("_v").cast(pl.Int128)
-    grouped = (
+    return (
         found.select(combined.alias("_g"))
         .sort("_g")
         .filter((pl.col("_g") != pl.col("_g").shift(1)).fill_null(True))
@@ -1758,11 +1799,18 @@ def _lists(
             (pl.col("_g") // (1 << width)).cast(pl.UInt64).set_sorted().alias("_kf"),
             (pl.col("_g") % (1 << width)).cast(pl.Int64).alias("_v"),
         )
-        .select("_kf", value.alias("_value"))
+        .select("_kf", value.alias("_list"))
         .group_by("_kf", maintain_order=True)
-        .agg(pl.col("_value").alias("_list"))
+        .agg(pl.col("_list"))
         .collect(engine=_ENGINE)
     )
+
+
+def _spread(
+    grouped: pl.DataFrame, empty: Sequence[np.ndarray], dtype: pl.DataType
+) -> list[pl.Series]:
+    """One list column per key from :func:`_grouped`, in ``_f`` order. A family without rows
+    for key ``k`` gets an empty list where ``empty[k]`` holds, null elsewhere."""
     kf = grouped.get_column("_kf").to_numpy()
     keys, families = kf >> 32, (kf & 0xFFFFFFFF).astype(np.int64)
     n = grouped.height
@@ -1770,9 +1818,9 @@ def _lists(
     lists = pl.concat(
         [grouped.get_column("_list"), pl.Series([[], None], dtype=pl.List(dtype))]
     ).rechunk()
-    bounds = np.searchsorted(keys, np.arange(n_keys + 1))
+    bounds = np.searchsorted(keys, np.arange(len(empty) + 1))
     out = []
-    for k in range(n_keys):
+    for k in range(len(empty)):
         lo, hi = int(bounds[k]), int(bounds[k + 1])
         where = np.where(empty[k], n, n + 1)
         where[families[lo:hi]] = np.arange(lo, hi)
@@ -1781,10 +1829,10 @@ def _lists(
 
 
 def _evidence(
-    c: _Compiler, out: _Plan, p_frame: pl.DataFrame, f_frame: pl.DataFrame, shown: pl.DataFrame
-) -> dict[str, pl.Series]:
-    """Per key, the sorted evidence rows of every family (in ``_f`` order): an empty list for
-    a family with no rows where ``shown`` (one boolean column per key) holds, null elsewhere.
+    c: _Compiler, out: _Plan, p_frame: pl.DataFrame, f_frame: pl.DataFrame
+) -> pl.DataFrame:
+    """The evidence rows of every family and key (numbered as in :func:`_row_keys`), sorted and
+    grouped by :func:`_grouped`; :func:`_spread` makes them one list column per key.
 
     Each leaf's rows count for the subjects whose conditions hold (the step that settled
     the rule, the people in scope, the key's context). Those conditions are evaluated on
@@ -1792,10 +1840,8 @@ def _evidence(
     by ``_p`` and families by ``_f``, so a lookup is a gather).
     """
     leaves = [leaf for leaf in c.leaves if leaf.key]
-    row_keys = [k for k, key in out.keys.items() if key.rows]
-    empty = [shown.get_column(k).to_numpy() for k in row_keys]
-    key_no = {k: i for i, k in enumerate(row_keys)}
-    n_families = shown.height
+    key_no = {k: i for i, k in enumerate(_row_keys(out))}
+    n_families = c.n_families
     f_ok = f_frame.select(
         "_f", *[_holds(leaf.f_conds).alias(f"_ok{i}") for i, leaf in enumerate(leaves)]
     )
@@ -1840,8 +1886,12 @@ def _evidence(
         (pl.col("_v") // (1 << _ROW_BITS)).cast(pl.UInt32).cat.to(ROW_TABLE_ENUM).alias("table"),
         (pl.col("_v") & _ROW_MASK).alias("row_no"),
     )
-    columns = _lists(found, ref, _ROW_BITS + 4, empty, ROW_REF)
-    return dict(zip(row_keys, columns, strict=True))
+    return _grouped(found, ref, _ROW_BITS + 4)
+
+
+def _row_keys(out: _Plan) -> list[str]:
+    """The keys that list evidence rows, in the order they are numbered."""
+    return [k for k, key in out.keys.items() if key.rows]
 
 
 def _people(
@@ -1870,7 +1920,8 @@ def _people(
     )
     ids = pl.lit(ranked.get_column("person_id"))
     everyone = np.ones(n_families, dtype=bool)
-    columns = _lists(found, ids.gather(pl.col("_v")), 32, [everyone] * len(out.people), pl.String())
+    grouped = _grouped(found, ids.gather(pl.col("_v")), 32)
+    columns = _spread(grouped, [everyone] * len(out.people), pl.String())
     return dict(zip(out.people, columns, strict=True))
 
 
@@ -1917,21 +1968,14 @@ def _assemble(
             results[f"figure:{k}"] = key.figure
     leaves = [leaf for leaf in c.leaves if leaf.key]
     p_needed = [
-        *c.p2f.values(),
+        *[pl.col(column) for column, _ in c.p2f.values()],
         *out.people.values(),
         *[e for leaf in leaves for e in leaf.p_conds],
     ]
     p_frame = _frame(c, "P", c.p_base.collect(), p_needed)
     f_base = c.f_base.collect()
     if c.p2f:
-        # P is sorted by family
-        people = (
-            p_frame.lazy()
-            .with_columns(pl.col("_f").set_sorted())
-            .group_by("_f")
-            .agg(*[e.alias(n) for n, e in c.p2f.items()])
-            .collect(engine=_ENGINE)
-        )
+        people = _to_families(p_frame, c.p2f)
         f_base = pl.concat(
             [f_base, _align(f_base.get_column("_f"), people, "_f")], how="horizontal"
         )
@@ -2007,12 +2051,17 @@ def _assemble(
     ]
     states = [n for n in frame.collect_schema().names() if n.startswith(("state:", "earliest:"))]
     figure_names = [f"figure:{k}" for k in keys if out.keys[k].figure is not None]
-    result = frame.select(*front, *states, *figure_names).collect(engine=_ENGINE)
-    extra = [
-        people.alias(f"people:{k}") for k, people in _people(c, out, p_frame, result.height).items()
-    ]
+    # the evidence rows are gathered alongside (polars releases the GIL while it works)
+    with ThreadPoolExecutor(1) as pool:
+        evidence = pool.submit(_evidence, c, out, p_frame, f_frame)
+        result = frame.select(*front, *states, *figure_names).collect(engine=_ENGINE)
+        extra = [
+            people.alias(f"people:{k}")
+            for k, people in _people(c, out, p_frame, result.height).items()
+        ]
+        grouped = evidence.result()
     # evidence where the key has a state (a non-attached family: no rows), null elsewhere
-    row_keys = [k for k, key in out.keys.items() if key.rows]
+    row_keys = _row_keys(out)
     shown = result.select(
         *[
             (
@@ -2023,8 +2072,8 @@ def _assemble(
             for k in row_keys
         ]
     )
-    evidence = _evidence(c, out, p_frame, f_frame, shown)
-    extra += [rows.alias(f"rows:{k}") for k, rows in evidence.items()]
+    row_lists = _spread(grouped, [shown.get_column(k).to_numpy() for k in row_keys], ROW_REF)
+    extra += [rows.alias(f"rows:{k}") for k, rows in zip(row_keys, row_lists, strict=True)]
     return pl.concat(
         [result.select(*front, *states), pl.DataFrame(extra), result.select(figure_names)],
         how="horizontal",
