@@ -1706,7 +1706,8 @@ def _align(keys: pl.Series, frame: pl.DataFrame, key: str) -> pl.DataFrame:
     lookup = np.full(size, -1, dtype=np.int64)
     lookup[have] = np.arange(len(have))
     index = pl.Series(lookup[want]).cast(pl.UInt32, strict=False)  # missing: null
-    return frame.drop(key).select(pl.all().gather(index))
+    gathered = frame[index]  # a direct gather: no query to plan
+    return pl.DataFrame([s for s in gathered.get_columns() if s.name != key])
 
 
 def _frame(
@@ -1751,8 +1752,9 @@ def _to_families(
     ints: dict[str, pl.Expr] = {}
     floats: dict[str, pl.Expr] = {}
     back: list[pl.Expr] = []
+    schema = p_frame.schema
     for name, (column, how) in p2f.items():
-        dtype = p_frame.schema[column]
+        dtype = schema[column]
         x = pl.col(column)
         if how == "any":
             ints[name] = x.cast(pl.Int64).fill_null(0)
@@ -1781,23 +1783,39 @@ def _holds(conds: Sequence[pl.Expr]) -> pl.Expr:
     return pl.all_horizontal(conds).fill_null(False) if conds else pl.lit(True)
 
 
-def _grouped(found: pl.LazyFrame, value: pl.Expr, width: int) -> pl.DataFrame:
-    """Long rows (``_f``, ``_key``, ``_v``) grouped into one list per key and family: columns
-    ``_kf`` (key << 32 | family, ascending) and ``_list``.
+def _grouped(
+    found: pl.LazyFrame, value: pl.Expr, width: int, n_keys: int, n_families: int
+) -> pl.DataFrame:
+    """Long rows (``_f`` below ``n_families``, ``_key`` below ``n_keys``, ``_v``) grouped into
+    one list per key and family: columns ``_kf`` (key << 32 | family, ascending) and ``_list``.
 
     ``_v`` is a non-negative integer below 2**width. The rows are sorted and de-duplicated
-    on one 128-bit key (key, family, value) and grouped on the sorted (key, family) prefix.
+    on one integer (key, family, value), 64-bit when the three fit, and grouped on its sorted
+    (key, family) prefix.
     """
+    fam_bits = max(n_families - 1, 0).bit_length()
+    low_bits = fam_bits + width
+    wide = max(n_keys - 1, 0).bit_length() + low_bits > 63
+    dtype = pl.Int128 if wide else pl.UInt64
+
+    def lit(n: int) -> pl.Expr:
+        return pl.lit(n, dtype)
+
+    g = pl.col("_g")
     combined = (
-        (pl.col("_key").cast(pl.Int128) * (1 << 32) + pl.col("_f").cast(pl.Int128)) * (1 << width)
-    ) + pl.col("_v").cast(pl.Int128)
+        pl.col("_key").cast(dtype) * lit(1 << low_bits)
+        + pl.col("_f").cast(dtype) * lit(1 << width)
+        + pl.col("_v").cast(dtype)
+    )
+    key = (g // lit(1 << low_bits)).cast(pl.UInt64)
+    family = ((g // lit(1 << width)) % lit(1 << fam_bits)).cast(pl.UInt64)
     return (
         found.select(combined.alias("_g"))
         .sort("_g")
-        .filter((pl.col("_g") != pl.col("_g").shift(1)).fill_null(True))
+        .filter((g != g.shift(1)).fill_null(True))
         .select(
-            (pl.col("_g") // (1 << width)).cast(pl.UInt64).set_sorted().alias("_kf"),
-            (pl.col("_g") % (1 << width)).cast(pl.Int64).alias("_v"),
+            (key * (1 << 32) + family).set_sorted().alias("_kf"),
+            (g % lit(1 << width)).cast(pl.Int64).alias("_v"),
         )
         .select("_kf", value.alias("_list"))
         .group_by("_kf", maintain_order=True)
@@ -1886,7 +1904,7 @@ def _evidence(
         (pl.col("_v") // (1 << _ROW_BITS)).cast(pl.UInt32).cat.to(ROW_TABLE_ENUM).alias("table"),
         (pl.col("_v") & _ROW_MASK).alias("row_no"),
     )
-    return _grouped(found, ref, _ROW_BITS + 4)
+    return _grouped(found, ref, _ROW_BITS + 4, len(key_no), n_families)
 
 
 def _row_keys(out: _Plan) -> list[str]:
@@ -1920,7 +1938,7 @@ def _people(
     )
     ids = pl.lit(ranked.get_column("person_id"))
     everyone = np.ones(n_families, dtype=bool)
-    grouped = _grouped(found, ids.gather(pl.col("_v")), 32)
+    grouped = _grouped(found, ids.gather(pl.col("_v")), 32, len(out.people), n_families)
     columns = _spread(grouped, [everyone] * len(out.people), pl.String())
     return dict(zip(out.people, columns, strict=True))
 
