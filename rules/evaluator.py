@@ -50,6 +50,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
+from itertools import pairwise
 from typing import Any, Literal
 
 import numpy as np
@@ -1706,8 +1707,7 @@ def _align(keys: pl.Series, frame: pl.DataFrame, key: str) -> pl.DataFrame:
     lookup = np.full(size, -1, dtype=np.int64)
     lookup[have] = np.arange(len(have))
     index = pl.Series(lookup[want]).cast(pl.UInt32, strict=False)  # missing: null
-    gathered = frame[index]  # a direct gather: no query to plan
-    return pl.DataFrame([s for s in gathered.get_columns() if s.name != key])
+    return frame.select(pl.all().exclude(key).gather(index))
 
 
 def _frame(
@@ -1735,6 +1735,7 @@ def _frame(
 
 
 _I64_MIN = np.iinfo(np.int64).min
+_P_BLOCK_ROWS = 262_144  # people per block when their columns are reduced into families
 
 
 def _to_families(
@@ -1770,13 +1771,26 @@ def _to_families(
             found = found if how == "max" else -found
             physical = pl.Int32 if dtype == pl.Date else dtype
             back.append(found.cast(physical).cast(dtype).alias(name))
-    parts = [pl.DataFrame({"_f": pl.Series(f[starts], dtype=pl.UInt32)})]
-    for columns, reduce in ((ints, np.maximum), (floats, np.fmax)):
-        if columns:
-            matrix = p_frame.select(**columns).to_numpy()
-            reduced = reduce.reduceat(matrix, starts, axis=0) if len(f) else matrix
-            parts.append(pl.DataFrame(reduced, schema=list(columns), orient="row"))
-    return pl.concat(parts, how="horizontal").select("_f", *back)
+    # blocks of whole families, so that the 64-bit matrices stay small; each block's result
+    # is typed back before the next
+    cuts = [*starts[:: max(1, _P_BLOCK_ROWS * len(starts) // max(len(f), 1))], len(f)]
+    blocks = []
+    for lo, hi in pairwise([int(x) for x in cuts]):
+        block = p_frame.slice(lo, hi - lo)
+        block_starts = starts[(starts >= lo) & (starts < hi)] - lo
+        parts = [pl.DataFrame({"_f": pl.Series(f[block_starts + lo], dtype=pl.UInt32)})]
+        for columns, reduce in ((ints, np.maximum), (floats, np.fmax)):
+            if columns:
+                reduced = reduce.reduceat(block.select(**columns).to_numpy(), block_starts, axis=0)
+                parts.append(pl.DataFrame(reduced, schema=list(columns), orient="row"))
+        blocks.append(pl.concat(parts, how="horizontal").select("_f", *back))
+    if not blocks:
+        empty = {"_f": pl.Series([], dtype=pl.UInt32)} | {
+            n: pl.Series([], dtype=pl.Int64) for n in ints
+        }
+        empty |= {n: pl.Series([], dtype=pl.Float64) for n in floats}
+        return pl.DataFrame(empty).select("_f", *back)
+    return pl.concat(blocks)
 
 
 def _holds(conds: Sequence[pl.Expr]) -> pl.Expr:
@@ -2069,15 +2083,16 @@ def _assemble(
     ]
     states = [n for n in frame.collect_schema().names() if n.startswith(("state:", "earliest:"))]
     figure_names = [f"figure:{k}" for k in keys if out.keys[k].figure is not None]
-    # the evidence rows are gathered alongside (polars releases the GIL while it works)
+    # the evidence rows are gathered alongside (polars releases the GIL while it works),
+    # except for a large council, where the two working at once would add up in memory
     with ThreadPoolExecutor(1) as pool:
-        evidence = pool.submit(_evidence, c, out, p_frame, f_frame)
+        evidence = None if c.big else pool.submit(_evidence, c, out, p_frame, f_frame)
         result = frame.select(*front, *states, *figure_names).collect(engine=_ENGINE)
         extra = [
             people.alias(f"people:{k}")
             for k, people in _people(c, out, p_frame, result.height).items()
         ]
-        grouped = evidence.result()
+        grouped = _evidence(c, out, p_frame, f_frame) if evidence is None else evidence.result()
     # evidence where the key has a state (a non-attached family: no rows), null elsewhere
     row_keys = _row_keys(out)
     shown = result.select(
