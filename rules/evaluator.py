@@ -50,6 +50,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cache
 from itertools import pairwise
 from typing import Any, Literal
 
@@ -155,9 +156,16 @@ def _period_before(x: pl.Expr, period: Period) -> pl.Expr:
 
 
 def _where(where: dict[str, list[str]] | None) -> pl.Expr:
+    """A row filter: each column's value among its codes."""
+    return _where_of(tuple((column, tuple(codes)) for column, codes in (where or {}).items()))
+
+
+@cache
+def _where_of(where: tuple[tuple[str, tuple[str, ...]], ...]) -> pl.Expr:
+    # expressions are immutable: one per filter is built once and shared
     cond = pl.lit(True)
-    for column, codes in (where or {}).items():
-        cond = cond & pl.col(column).is_in(codes)
+    for column, codes in where:
+        cond = cond & pl.col(column).is_in(list(codes))
     return cond
 
 
