@@ -1,4 +1,4 @@
-"""The vectorised evaluator: a plan compiled to one polars query, every family at E at once.
+"""The vectorised evaluator: a plan compiled to polars lazy queries, every family at E at once.
 
 How the plan becomes a query
 ----------------------------
@@ -19,9 +19,21 @@ need more than one pass (the most recent terms, the latest snapshot of each
 kind, "no later spell", weeks in work) build small derived frames keyed by
 subject. Everything above the leaves -- ``all``, ``any``, ``not``, rule steps,
 effective dates, identification, eligibility, SSP, CE and claimability -- is
-column arithmetic on ``P`` and ``F``; people are combined into families by one
-``group_by`` over ``P``. The whole evaluation, evidence included, is a single
-lazy query collected once.
+column arithmetic on ``P`` and ``F``; per-person columns are combined into
+families by one reduction over ``P``'s runs of people (``_to_families``).
+
+How it runs
+-----------
+A first, *scouting* compilation builds nothing from data: it only finds the
+A-relative dates, term selections and, per table, the rows any leaf can look at.
+Then each source table is read once (filtered to those rows; from 100,000
+attached families on, with the streaming engine), the plan is compiled for real
+(derived frames read by several parts are computed once, as they are built),
+and the subject frames are assembled: ``P`` (its aggregates, one ``group_by``
+per source in one ``collect_all``, then its columns), the family aggregates of
+``P``, ``F`` in the same way, and the result. The evidence rows are gathered on
+a second thread meanwhile (below the streaming size; above it, after the
+result, so that the two do not add up in memory).
 
 States are small integer codes ordered as the ``all`` combination ranks them:
 met 0, unknown 1, pending 2, not_met 3, so ``all`` is the maximum; swapping met
