@@ -52,14 +52,18 @@ __all__ = [
     "INSUFFICIENT_COLUMNS",
     "SAMPLE_FRAME_COLUMNS",
     "EvidenceNode",
+    "Formats",
     "HeadlineEvidence",
     "WrittenFile",
     "csv_cell",
+    "csv_text",
     "evidence_tree",
     "headline_evidence",
     "manifest_document",
     "missing_evidence",
+    "money_value",
     "read_completed_list",
+    "write_bytes",
     "write_claim_file",
     "write_insufficient_csv",
     "write_manifest",
@@ -131,7 +135,8 @@ class WrittenFile(NamedTuple):
 # plumbing
 
 
-def _write_bytes(path: Path, data: bytes, *, private: bool) -> WrittenFile:
+def write_bytes(path: Path, data: bytes, *, private: bool) -> WrittenFile:
+    """Write a file atomically (owner-only when ``private``) and describe it."""
     with atomic_writer(path, private=private, mode="wb") as fh:
         fh.write(data)
     return WrittenFile(path, hashlib.sha256(data).hexdigest())
@@ -218,7 +223,7 @@ def write_claim_file(
     text = _render(
         CLAIM_FILE_TEMPLATE, override_dir, info=info, columns=CLAIM_FILE_COLUMNS, rows=view
     )
-    return _write_bytes(path, text.encode("utf-8"), private=False)
+    return write_bytes(path, text.encode("utf-8"), private=False)
 
 
 # ---------------------------------------------------------------------------
@@ -250,8 +255,8 @@ def _summary_items(info: BatchInfo, stats: BatchStats) -> list[tuple[str, Any]]:
         for code, name in CLAIM_BASIS_NAMES.items()
     ]
     items += [
-        ("payment_per_claim", _money(stats.payment_per_claim)),
-        ("payment_due", _money(stats.payment_due)),
+        ("payment_per_claim", money_value(stats.payment_per_claim)),
+        ("payment_due", money_value(stats.payment_due)),
         ("plan_name", info.plan_name),
         ("plan_hash", info.plan_hash),
         ("seed", info.seed),
@@ -265,7 +270,8 @@ def _summary_items(info: BatchInfo, stats: BatchStats) -> list[tuple[str, Any]]:
     return items
 
 
-def _money(value: Decimal) -> Decimal:
+def money_value(value: Decimal) -> Decimal:
+    """An amount of money to the penny, as it is written in output files."""
     return value.quantize(Decimal("0.01"))
 
 
@@ -288,11 +294,11 @@ def write_summary(
     """
     items = _summary_items(info, stats)
     text = _render(SUMMARY_TEMPLATE, override_dir, info=info, stats=stats, items=items)
-    written_csv = _write_bytes(csv_path, text.encode("utf-8"), private=False)
+    written_csv = write_bytes(csv_path, text.encode("utf-8"), private=False)
 
     buffer = io.BytesIO()
     wb = _workbook(buffer, info)
-    f = _Formats(wb)
+    f = Formats(wb)
     ws = wb.add_worksheet("summary")
     ws.write_string(0, 0, "item", f.header)
     ws.write_string(0, 1, "value", f.header)
@@ -314,7 +320,7 @@ def write_summary(
         else:
             ws.write_string(i, 1, neutralise(_plain(value)), f.text)
     wb.close()
-    written_xlsx = _write_bytes(xlsx_path, buffer.getvalue(), private=False)
+    written_xlsx = write_bytes(xlsx_path, buffer.getvalue(), private=False)
     return written_csv, written_xlsx
 
 
@@ -459,7 +465,9 @@ def _view(claim: SampledClaim) -> _ClaimView:
 # 3. the verification list as XLSX
 
 
-class _Formats:
+class Formats:
+    """The cell formats every workbook this package writes uses."""
+
     def __init__(self, wb: xlsxwriter.Workbook) -> None:
         self.header = wb.add_format(
             {"bold": True, "bg_color": "#DDE4EE", "bottom": 1, "valign": "top", "text_wrap": True}
@@ -540,7 +548,7 @@ def write_verification_xlsx(
     with_ce = any(c.basis == "ce" for c in claims)
     buffer = io.BytesIO()
     wb = _workbook(buffer, info)
-    f = _Formats(wb)
+    f = Formats(wb)
     ws = wb.add_worksheet(VERIFICATION_SHEET)
 
     columns: list[tuple[str, float]] = [
@@ -631,7 +639,7 @@ def write_verification_xlsx(
     about = wb.add_worksheet(ABOUT_SHEET)
     _write_about(about, f, info, len(claims))
     wb.close()
-    return _write_bytes(path, buffer.getvalue(), private=True)
+    return write_bytes(path, buffer.getvalue(), private=True)
 
 
 def _about_items(info: BatchInfo) -> list[tuple[str, Any]]:
@@ -685,7 +693,7 @@ PAPER_INSTRUCTIONS = (
 )
 
 
-def _write_about(ws: Any, f: _Formats, info: BatchInfo, sampled: int) -> None:
+def _write_about(ws: Any, f: Formats, info: BatchInfo, sampled: int) -> None:
     ws.set_column(0, 0, 34)
     ws.set_column(1, 1, 90)
     ws.write_string(0, 0, f"Claim batch {neutralise(info.window)}: verification list", f.title)
@@ -739,7 +747,7 @@ def write_verification_html(
         instructions=PAPER_INSTRUCTIONS,
         claims=views,
     )
-    return _write_bytes(path, text.encode("utf-8"), private=True)
+    return write_bytes(path, text.encode("utf-8"), private=True)
 
 
 # ---------------------------------------------------------------------------
@@ -932,7 +940,7 @@ def write_insufficient_csv(
     text = _render(
         INSUFFICIENT_TEMPLATE, override_dir, info=info, columns=INSUFFICIENT_COLUMNS, rows=ordered
     )
-    return _write_bytes(path, text.encode("utf-8"), private=True)
+    return write_bytes(path, text.encode("utf-8"), private=True)
 
 
 # ---------------------------------------------------------------------------
@@ -1087,8 +1095,8 @@ def manifest_document(
             },
         },
         "payment": {
-            "per_claim": _plain(_money(stats.payment_per_claim)),
-            "due": _plain(_money(stats.payment_due)),
+            "per_claim": _plain(money_value(stats.payment_per_claim)),
+            "due": _plain(money_value(stats.payment_due)),
         },
         "files": dict(files),
     }
@@ -1104,7 +1112,7 @@ def write_manifest(
     text = json.dumps(
         manifest_document(info, stats, files), indent=2, sort_keys=True, ensure_ascii=False
     )
-    return _write_bytes(path, (text + "\n").encode("utf-8"), private=False)
+    return write_bytes(path, (text + "\n").encode("utf-8"), private=False)
 
 
 # ---------------------------------------------------------------------------
@@ -1127,10 +1135,11 @@ def write_sample_frame_csv(path: Path, info: BatchInfo, frame: pl.DataFrame) -> 
     if "rate" in frame.columns:
         columns.insert(columns.index("stratum_size") + 1, "rate")
     data = frame.select(columns).sort("stratum", "rank", "family_id")
-    return _write_bytes(path, _csv_text(columns, data.iter_rows()).encode("utf-8"), private=False)
+    return write_bytes(path, csv_text(columns, data.iter_rows()).encode("utf-8"), private=False)
 
 
-def _csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """CSV text with every cell protected against formula injection (see :func:`csv_cell`)."""
     out = [",".join(csv_cell(h) for h in header)]
     out += [",".join(csv_cell(v) for v in row) for row in rows]
     return "\n".join(out) + "\n"

@@ -53,7 +53,7 @@ import xlsxwriter
 from sqlalchemy import Engine
 
 import warehouse
-from claims.outputs import WrittenFile, _csv_text, _Formats, _money, _write_bytes
+from claims.outputs import Formats, WrittenFile, csv_text, money_value, write_bytes
 from claims.render import render
 from claims.settings import Settings
 
@@ -496,7 +496,7 @@ class Projection:
     @property
     def payment_to_date(self) -> Decimal:
         """Results payments for the claims to date."""
-        return _money(self.payment_per_claim * self.claims_to_date)
+        return money_value(self.payment_per_claim * self.claims_to_date)
 
     @property
     def needed_text(self) -> str:
@@ -544,7 +544,7 @@ class Projection:
             "still_to_claim": self.still_to_claim,
             "months_left": self.months_left,
             "needed_per_month": self.needed_per_month,
-            "payment_per_claim": format(_money(self.payment_per_claim), "f"),
+            "payment_per_claim": format(money_value(self.payment_per_claim), "f"),
             "payment_to_date": format(self.payment_to_date, "f"),
             "run_rate": {
                 "per_month": _rate_text(rr.per_month),
@@ -690,7 +690,7 @@ def build_projection(
                 quota_month=_quota_month([*actual_cum, *((m, c) for m, _, c in path)], quota),
                 fallback=fell_back,
                 note=note,
-                payment=_money(payment_per_claim * projected),
+                payment=money_value(payment_per_claim * projected),
             )
         )
 
@@ -1058,8 +1058,8 @@ def write_chart(p: Projection, png: Path, svg: Path) -> tuple[WrittenFile, Writt
         fig.savefig(png_buf, format="png", dpi=120, metadata={"Software": None})
         fig.savefig(svg_buf, format="svg", metadata={"Date": None, "Creator": None, "Format": None})
     return (
-        _write_bytes(png, png_buf.getvalue(), private=False),
-        _write_bytes(svg, svg_buf.getvalue(), private=False),
+        write_bytes(png, png_buf.getvalue(), private=False),
+        write_bytes(svg, svg_buf.getvalue(), private=False),
     )
 
 
@@ -1120,7 +1120,7 @@ def _write_xlsx(path: Path, p: Projection) -> WrittenFile:
             "created": dt.datetime.combine(p.as_of, dt.time()),
         }
     )
-    f = _Formats(wb)
+    f = Formats(wb)
     month_fmt = wb.add_format({"valign": "top", "num_format": "yyyy-mm"})
     ws = wb.add_worksheet("projection")
     ws.freeze_panes(1, 1)
@@ -1180,7 +1180,7 @@ def _write_xlsx(path: Path, p: Projection) -> WrittenFile:
         for col, value in enumerate([*values, total], start=1):
             ls.write_number(i, col, value, f.integer)
     wb.close()
-    return _write_bytes(path, buffer.getvalue(), private=False)
+    return write_bytes(path, buffer.getvalue(), private=False)
 
 
 def _report_html(p: Projection, svg: bytes, override_dir: Path | None) -> str:
@@ -1220,21 +1220,21 @@ def write_projection(
     files' SHA-256). No personal data: mode 0644.
     """
     files: dict[str, WrittenFile] = {}
-    files[TABLE_CSV] = _write_bytes(
-        folder / TABLE_CSV, _csv_text(TABLE_COLUMNS, _table_rows(p)).encode("utf-8"), private=False
+    files[TABLE_CSV] = write_bytes(
+        folder / TABLE_CSV, csv_text(TABLE_COLUMNS, _table_rows(p)).encode("utf-8"), private=False
     )
     files[TABLE_XLSX] = _write_xlsx(folder / TABLE_XLSX, p)
     files[CHART_PNG], files[CHART_SVG] = write_chart(p, folder / CHART_PNG, folder / CHART_SVG)
-    files[LOCALITY_CSV] = _write_bytes(
+    files[LOCALITY_CSV] = write_bytes(
         folder / LOCALITY_CSV,
-        _csv_text(LOCALITY_COLUMNS, _locality_rows(p)).encode("utf-8"),
+        csv_text(LOCALITY_COLUMNS, _locality_rows(p)).encode("utf-8"),
         private=False,
     )
     html = _report_html(p, files[CHART_SVG].path.read_bytes(), override_dir)
-    files[REPORT_HTML] = _write_bytes(folder / REPORT_HTML, html.encode("utf-8"), private=False)
+    files[REPORT_HTML] = write_bytes(folder / REPORT_HTML, html.encode("utf-8"), private=False)
     doc = p.document() | {"files": {name: w.sha256 for name, w in sorted(files.items())}}
     text = json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    files[MANIFEST_JSON] = _write_bytes(folder / MANIFEST_JSON, text.encode("utf-8"), private=False)
+    files[MANIFEST_JSON] = write_bytes(folder / MANIFEST_JSON, text.encode("utf-8"), private=False)
     return files
 
 
