@@ -99,6 +99,20 @@ def test_polars_evaluator_agrees_with_the_reference(plan: Plan, council: Council
     assert_agree(plan, council.sources(), council.as_of)
 
 
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(council=councils(max_families=6))
+def test_large_council_path_agrees_with_the_reference(council: Council) -> None:
+    """From 100,000 attached families the evaluator reads the tables with the streaming
+    engine and gathers the evidence after the result, and it always reduces people into
+    families block by block: with both thresholds lowered, small councils take that path."""
+    from unittest.mock import patch
+
+    import rules.evaluator as ev
+
+    with patch.object(ev, "_STREAM_FROM", 0), patch.object(ev, "_P_BLOCK_ROWS", 2):
+        assert_agree(PLAN, council.sources(), council.as_of)
+
+
 def test_evaluation_frame_shape() -> None:
     from rules import sources_from_records
 
