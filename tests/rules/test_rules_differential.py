@@ -68,7 +68,10 @@ def assert_agree(plan: Plan, council_sources: Any, as_of: date) -> None:
         columns = [c for c in row if c.startswith("rows:")]
         keys = {c.removeprefix("state:") for c in row if c.startswith("state:")}
         headlines = {h.code for h in plan.headlines}
-        assert {c.removeprefix("rows:") for c in columns} == keys - {"eligibility", "ssp"} - headlines
+        assert {c.removeprefix("rows:") for c in columns} == keys - {
+            "eligibility",
+            "ssp",
+        } - headlines
         # a headline's identification rows are its indicators' rows
         for h in ref.headlines:
             union = sorted(
