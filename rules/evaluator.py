@@ -62,7 +62,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
-from functools import cache
 from itertools import pairwise
 from typing import Any, Literal
 
@@ -167,20 +166,6 @@ def _period_before(x: pl.Expr, period: Period) -> pl.Expr:
     return x.dt.offset_by(f"-{period.months}mo")
 
 
-def _where(where: dict[str, list[str]] | None) -> pl.Expr:
-    """A row filter: each column's value among its codes."""
-    return _where_of(tuple((column, tuple(codes)) for column, codes in (where or {}).items()))
-
-
-@cache
-def _where_of(where: tuple[tuple[str, tuple[str, ...]], ...]) -> pl.Expr:
-    # expressions are immutable: one per filter is built once and shared
-    cond = pl.lit(True)
-    for column, codes in where:
-        cond = cond & pl.col(column).is_in(list(codes))
-    return cond
-
-
 def _row_key(table: str) -> pl.Expr:
     return pl.lit(ROW_TABLES.index(table) << _ROW_BITS, pl.Int64) + pl.col("row_no").cast(pl.Int64)
 
@@ -265,6 +250,7 @@ class _Compiler:
         self.derived: dict[str, pl.LazyFrame] = {}
         self.leaves: list[Leaf] = []
         self._cache: dict[str, Any] = {}
+        self._wheres: dict[tuple[tuple[str, tuple[str, ...]], ...], pl.Expr] = {}
         if scout is not None:
             # the frames are built with every A-relative date and term selection the plan
             # needs, which a first (scouting) compilation found
@@ -536,6 +522,16 @@ class _Compiler:
         for real; a scouting compilation only looks)."""
         return frame if self.scouting else frame.collect(engine=_ENGINE).lazy()
 
+    def where(self, where: dict[str, list[str]] | None) -> pl.Expr:
+        """A row filter: each column's value among its codes (built once per compilation)."""
+        key = tuple((column, tuple(codes)) for column, codes in (where or {}).items())
+        if key not in self._wheres:
+            cond = pl.lit(True)
+            for column, codes in key:
+                cond = cond & pl.col(column).is_in(list(codes))
+            self._wheres[key] = cond
+        return self._wheres[key]
+
     def missing(self, *tables: str) -> bool:
         """Whether any of the tables was never loaded."""
         return any(t not in self.loaded for t in tables)
@@ -639,7 +635,7 @@ class _Compiler:
         if self.missing(spec.table):
             return self.const(level, UNKNOWN)
         dated = pl.col(TABLES[spec.table].date or "")
-        where = _where(spec.where)
+        where = self.where(spec.where)
         extra: list[Leaf] = []
         if isinstance(spec.window, InTerms):
             if self.missing("attendance"):
@@ -691,7 +687,7 @@ class _Compiler:
         if self.missing(spec.table):
             return self.const(level, UNKNOWN)
         dated = pl.col(TABLES[spec.table].date or "")
-        where = _where(spec.where)
+        where = self.where(spec.where)
         (blo, bhi), (llo, lhi) = self.window(spec.baseline), self.window(spec.later)
         in_b = where & (dated > blo) & (dated <= bhi)
         in_l = where & (dated > llo) & (dated <= lhi)
@@ -722,7 +718,7 @@ class _Compiler:
             assert spec.overlaps is not None
             lo, hi = self.window(spec.overlaps)
             hit = (start <= hi) & (end > lo) & (start <= end)
-        hit = _where(spec.where) & hit
+        hit = self.where(spec.where) & hit
         self.touch(spec.table, hit)
         n = self.table_agg(level, spec.table, hit.sum()).fill_null(0)
         return self.node(
@@ -741,7 +737,7 @@ class _Compiler:
         start, raw_end = pl.col(t.date or ""), pl.col(t.end or "")
         since = spec.since.period
         cutoff = pl.lit(period_before(self.e, since))
-        is_open = _where(spec.where) & (raw_end.is_null() | (raw_end >= pl.lit(self.e)))
+        is_open = self.where(spec.where) & (raw_end.is_null() | (raw_end >= pl.lit(self.e)))
         long_ = is_open & (start <= cutoff)
         self.touch(spec.table, is_open)
         has_long = self.table_agg(level, spec.table, long_.any()).fill_null(False)
@@ -772,7 +768,7 @@ class _Compiler:
         # subject's other spells (the latest, or the runner-up when this one is the only latest)
         top, n_top, runner_up = pl.col("_top"), pl.col("_ntop"), pl.col("_runner")
         other_latest = pl.when((start == top) & (n_top == 1)).then(runner_up).otherwise(top)
-        spells = self.rows(spec.table).filter(_where(spec.where))
+        spells = self.rows(spec.table).filter(self.where(spec.where))
         latest_starts = spells.group_by(subject).agg(
             start.max().alias("_top"),
             (start == start.max()).sum().alias("_ntop"),
@@ -781,14 +777,14 @@ class _Compiler:
         # a spell can matter only if it ended after A, or started after A (a later spell)
         self.touch(
             spec.table,
-            _where(spec.where)
+            self.where(spec.where)
             & ((end.is_not_null() & (end > pl.col("A"))) | (start > pl.col("A"))),
         )
         ended = (
             end.is_not_null()
             & (end > pl.col("A"))
             & (end <= pl.lit(self.e))
-            & _where(spec.ended_with)
+            & self.where(spec.ended_with)
         )
         candidates = (
             spells.filter(ended)
@@ -1014,17 +1010,17 @@ class _Compiler:
         if self.missing(oow.table, emp.table):
             return self.const(level, UNKNOWN)
         tb, te = TABLES[oow.table], TABLES[emp.table]
-        benefits = self.rows(oow.table).filter(_where(oow.where))
-        employment = self.rows(emp.table).filter(_where(emp.where))
+        benefits = self.rows(oow.table).filter(self.where(oow.where))
+        employment = self.rows(emp.table).filter(self.where(emp.where))
         start = pl.col(tb.date or "")
         covers_a = (start <= pl.col("A")) & (pl.col("A") <= pl.col("_end"))
         # weeks in work are after A: only spells reaching A matter
-        self.touch(oow.table, _where(oow.where) & (pl.col("_end") >= pl.col("A")))
-        self.touch(emp.table, _where(emp.where) & (pl.col("_end") > pl.col("A")))
+        self.touch(oow.table, self.where(oow.where) & (pl.col("_end") >= pl.col("A")))
+        self.touch(emp.table, self.where(emp.where) & (pl.col("_end") > pl.col("A")))
         key = pl.lit(None, pl.Int64)
         for requirement in sorted(spec.requirements, key=lambda r: (r.weeks, r.out_of)):
             code = requirement.weeks * 100_000 + requirement.out_of
-            key = pl.when(_where(requirement.when)).then(pl.lit(code)).otherwise(key)
+            key = pl.when(self.where(requirement.when)).then(pl.lit(code)).otherwise(key)
         base = (
             benefits.filter(covers_a)
             .group_by("_p")
