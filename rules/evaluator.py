@@ -1768,12 +1768,18 @@ def _to_families(
     starts = np.flatnonzero(np.r_[True, f[1:] != f[:-1]]) if len(f) else np.zeros(0, np.int64)
     ints: dict[str, pl.Expr] = {}
     floats: dict[str, pl.Expr] = {}
+    other: dict[str, pl.Expr] = {}  # e.g. Decimal: aggregated by polars itself
     back: list[pl.Expr] = []
     schema = p_frame.schema
     for name, (column, how) in p2f.items():
         dtype = schema[column]
         x = pl.col(column)
-        if how == "any":
+        if not (
+            how == "any" or dtype.is_integer() or dtype.is_float() or dtype in (pl.Boolean, pl.Date)
+        ):
+            other[name] = getattr(x, how)().alias(name)
+            back.append(pl.col(name))
+        elif how == "any":
             ints[name] = x.cast(pl.Int64).fill_null(0)
             back.append((pl.col(name) > 0).alias(name))
         elif dtype.is_float():
@@ -1799,12 +1805,17 @@ def _to_families(
             if columns:
                 reduced = reduce.reduceat(block.select(**columns).to_numpy(), block_starts, axis=0)
                 parts.append(pl.DataFrame(reduced, schema=list(columns), orient="row"))
+        if other:
+            # P is sorted by _f: groups in order of first appearance are in block_starts order
+            grouped = block.group_by("_f", maintain_order=True).agg(*other.values())
+            parts.append(grouped.drop("_f"))
         blocks.append(pl.concat(parts, how="horizontal").select("_f", *back))
     if not blocks:
         empty = {"_f": pl.Series([], dtype=pl.UInt32)} | {
             n: pl.Series([], dtype=pl.Int64) for n in ints
         }
         empty |= {n: pl.Series([], dtype=pl.Float64) for n in floats}
+        empty |= {n: pl.Series([], dtype=schema[p2f[n][0]]) for n in other}
         return pl.DataFrame(empty).select("_f", *back)
     return pl.concat(blocks)
 
