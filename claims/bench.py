@@ -11,15 +11,19 @@ import resource
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import median
+from typing import TypeVar
 
 import warehouse
 from claims.resources import migrations_dir
 from warehouse.pgcluster import create_database, temporary_cluster
 from warehouse.synth import synthesise
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -54,10 +58,19 @@ def _timed_load(url: str, folder: str) -> tuple[float, int, float]:
     return seconds, result.rows_loaded, peak_mib
 
 
-def _in_child(url: str, folder: Path) -> tuple[float, int, float]:
-    ctx = mp.get_context("spawn")
-    with ctx.Pool(1) as pool:
-        return pool.apply(_timed_load, (url, str(folder)))
+def _in_child(fn: Callable[..., T], *args: object) -> T:
+    """``fn(*args)`` in a fresh process, so that its peak memory is its own."""
+    with mp.get_context("spawn").Pool(1) as pool:
+        return pool.apply(fn, args)
+
+
+def _database(stack: ExitStack, backend: str, folder: Path, pg_url: str | None, name: str) -> str:
+    """A fresh database for a benchmark: a SQLite file in ``folder``, or database ``name`` on
+    ``pg_url`` (a throwaway PostgreSQL cluster, closed with ``stack``, when there is none)."""
+    if backend == "sqlite":
+        return f"sqlite:///{folder / 'bench.db'}"
+    server = pg_url or stack.enter_context(temporary_cluster())
+    return create_database(server, name)
 
 
 def bench_load(
@@ -82,12 +95,8 @@ def bench_load(
         progress.stage("loading", len(backends))
         for backend in backends:
             with ExitStack() as stack:
-                if backend == "sqlite":
-                    url = f"sqlite:///{tmp / 'bench.db'}"
-                else:
-                    server = pg_url or stack.enter_context(temporary_cluster())
-                    url = create_database(server, "tfclaims_bench")
-                seconds, rows, peak = _in_child(url, tmp / "extracts")
+                url = _database(stack, backend, tmp, pg_url, "tfclaims_bench")
+                seconds, rows, peak = _in_child(_timed_load, url, str(tmp / "extracts"))
             results.append(BackendFigure(backend, seconds, rows / seconds, peak))
             progress.advance(1)
         return LoadBench(families, sum(summary.rows.values()), synth_seconds, results)
@@ -192,7 +201,6 @@ def bench_evaluate(
     """
     progress = progress or warehouse.Progress()
     results: list[EvaluateFigure] = []
-    ctx = mp.get_context("spawn")
     root = Path(tempfile.mkdtemp(prefix="tfclaims-bench-"))
     try:
         warmup = root / "warmup"
@@ -207,10 +215,9 @@ def bench_evaluate(
                 )
                 for which in runs:
                     progress.stage(f"{which} at {n:,} ({repeat} runs)", 1)
-                    with ctx.Pool(1) as pool:
-                        read, times, rows, claimable, peak = pool.apply(
-                            _timed_evaluate, (str(tmp), str(warmup), as_of, which, repeat)
-                        )
+                    read, times, rows, claimable, peak = _in_child(
+                        _timed_evaluate, str(tmp), str(warmup), as_of, which, repeat
+                    )
                     results.append(
                         EvaluateFigure(which, n, rows, read, median(times), peak, claimable, times)
                     )
@@ -307,7 +314,6 @@ def bench_batch(
     """Synthesise and load ``families``, then time a claim batch on each backend."""
     progress = progress or warehouse.Progress()
     tmp = Path(tempfile.mkdtemp(prefix="tfclaims-bench-"))
-    ctx = mp.get_context("spawn")
     try:
         progress.stage("synthesising", families)
         synthesise(tmp / "extracts", families=families, seed=seed, progress=progress.advance)
@@ -315,16 +321,10 @@ def bench_batch(
         progress.stage("claim batches", len(backends))
         for backend in backends:
             with ExitStack() as stack:
-                if backend == "sqlite":
-                    url = f"sqlite:///{tmp / 'bench.db'}"
-                else:
-                    server = pg_url or stack.enter_context(temporary_cluster())
-                    url = create_database(server, "tfclaims_bench_batch")
-                with ctx.Pool(1) as pool:
-                    claimable, sampled, prep, ver, fin, peak = pool.apply(
-                        _timed_batch,
-                        (url, str(tmp / "extracts"), str(tmp / f"out-{backend}"), window),
-                    )
+                url = _database(stack, backend, tmp, pg_url, "tfclaims_bench_batch")
+                claimable, sampled, prep, ver, fin, peak = _in_child(
+                    _timed_batch, url, str(tmp / "extracts"), str(tmp / f"out-{backend}"), window
+                )
             results.append(BatchFigure(backend, claimable, sampled, prep, ver, fin, peak))
             progress.advance(1)
         return BatchBench(families, window, results)
