@@ -11,7 +11,7 @@ import datetime as dt
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -929,26 +929,46 @@ def bench() -> None:
     """Benchmarks that print figures (speed and peak memory)."""
 
 
+def backend_options(f: F) -> F:
+    """``--backend`` (as a list ``backends``) and ``--pg-url`` for the database benchmarks."""
+    f = click.option(
+        "--pg-url",
+        metavar="URL",
+        help="PostgreSQL server to use [default: a throwaway cluster from the local binaries].",
+    )(f)
+    return click.option(
+        "--backend",
+        "backends",
+        type=click.Choice(["sqlite", "postgresql", "both"]),
+        default="both",
+        show_default=True,
+        callback=lambda _ctx, _param, value: (
+            ["sqlite", "postgresql"] if value == "both" else [value]
+        ),
+    )(f)
+
+
+def figures_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> Table:
+    """A benchmark's figures: the first column names the run, the others are right-aligned."""
+    t = Table(title=title)
+    for i, col in enumerate(columns):
+        t.add_column(col, justify="left" if i == 0 else "right")
+    for row in rows:
+        t.add_row(*row)
+    return t
+
+
 @bench.command("load")
 @click.option("--families", default=100_000, show_default=True, help="Families to synthesise.")
-@click.option(
-    "--backend",
-    type=click.Choice(["sqlite", "postgresql", "both"]),
-    default="both",
-    show_default=True,
-)
-@click.option(
-    "--pg-url",
-    metavar="URL",
-    help="PostgreSQL server to use [default: a throwaway cluster from the local binaries].",
-)
+@backend_options
 @click.option("--seed", default=2018, show_default=True)
 @json_option
-def bench_load(families: int, backend: str, pg_url: str | None, seed: int, as_json: bool) -> None:
+def bench_load(
+    families: int, backends: list[str], pg_url: str | None, seed: int, as_json: bool
+) -> None:
     """Rows per second and peak memory loading a synthetic council."""
     from claims import bench as benchmod
 
-    backends = ["sqlite", "postgresql"] if backend == "both" else [backend]
     with progress_bar(not as_json) as progress:
         report = benchmod.bench_load(
             families, backends, seed=seed, pg_url=pg_url, progress=progress
@@ -956,14 +976,17 @@ def bench_load(families: int, backend: str, pg_url: str | None, seed: int, as_js
     if as_json:
         print_json(report)
         return
-    t = Table(title=f"Load benchmark: {report.families:,} families, {report.rows:,} rows")
-    for col in ("backend", "seconds", "rows/s", "peak RSS (MiB)"):
-        t.add_column(col, justify="right" if col != "backend" else "left")
-    for r in report.results:
-        t.add_row(
-            r.backend, f"{r.seconds:.2f}", f"{r.rows_per_second:,.0f}", f"{r.peak_rss_mib:,.0f}"
+    rows = [
+        (r.backend, f"{r.seconds:.2f}", f"{r.rows_per_second:,.0f}", f"{r.peak_rss_mib:,.0f}")
+        for r in report.results
+    ]
+    out.print(
+        figures_table(
+            f"Load benchmark: {report.families:,} families, {report.rows:,} rows",
+            ("backend", "seconds", "rows/s", "peak RSS (MiB)"),
+            rows,
         )
-    out.print(t)
+    )
     out.print(f"(synthesising the extracts took {report.synth_seconds:.1f} s, not counted)")
 
 
@@ -1024,8 +1047,7 @@ def bench_evaluate(
     if as_json:
         print_json(report)
         return
-    t = Table(title=f"Evaluate benchmark at E={report.as_of} (default plan)")
-    for col in (
+    columns = (
         "evaluator",
         "families",
         "rows",
@@ -1035,10 +1057,9 @@ def bench_evaluate(
         "slowest s",
         "peak RSS (MiB)",
         "claimable",
-    ):
-        t.add_column(col, justify="left" if col == "evaluator" else "right")
-    for r in report.results:
-        t.add_row(
+    )
+    rows = [
+        (
             r.evaluator,
             f"{r.families:,}",
             f"{r.rows:,}",
@@ -1049,7 +1070,11 @@ def bench_evaluate(
             f"{r.peak_rss_mib:,.0f}",
             f"{r.claimable:,}",
         )
-    out.print(t)
+        for r in report.results
+    ]
+    out.print(
+        figures_table(f"Evaluate benchmark at E={report.as_of} (default plan)", columns, rows)
+    )
     out.print(
         f"(each process evaluated a {report.warmup_families}-family council untimed first; "
         "reading the Parquet extracts is not counted)"
@@ -1062,22 +1087,15 @@ def bench_evaluate(
 
 @bench.command("batch")
 @click.option("--families", default=100_000, show_default=True, help="Families to synthesise.")
-@click.option(
-    "--backend",
-    type=click.Choice(["sqlite", "postgresql", "both"]),
-    default="both",
-    show_default=True,
-)
+@backend_options
 @click.option("--window", default="2018-02", show_default=True, metavar="YYYY-MM")
-@click.option("--pg-url", metavar="URL", help="PostgreSQL server [default: a throwaway cluster].")
 @json_option
 def bench_batch(
-    families: int, backend: str, window: str, pg_url: str | None, as_json: bool
+    families: int, backends: list[str], pg_url: str | None, window: str, as_json: bool
 ) -> None:
     """Wall time of a claim batch's prepare plus finalise on a synthetic council."""
     from claims import bench as benchmod
 
-    backends = ["sqlite", "postgresql"] if backend == "both" else [backend]
     with progress_bar(not as_json) as progress:
         report = benchmod.bench_batch(
             families, backends, window=window, pg_url=pg_url, progress=progress
@@ -1085,8 +1103,7 @@ def bench_batch(
     if as_json:
         print_json(report)
         return
-    t = Table(title=f"Claim batch benchmark: {report.families:,} families, window {report.window}")
-    for col in (
+    columns = (
         "backend",
         "claimable",
         "sampled",
@@ -1095,10 +1112,9 @@ def bench_batch(
         "prepare+finalise s",
         "(verify s)",
         "peak RSS (MiB)",
-    ):
-        t.add_column(col, justify="left" if col == "backend" else "right")
-    for r in report.results:
-        t.add_row(
+    )
+    rows = [
+        (
             r.backend,
             f"{r.claimable:,}",
             f"{r.sampled:,}",
@@ -1108,7 +1124,10 @@ def bench_batch(
             f"{r.verify_seconds:.1f}",
             f"{r.peak_rss_mib:,.0f}",
         )
-    out.print(t)
+        for r in report.results
+    ]
+    title = f"Claim batch benchmark: {report.families:,} families, window {report.window}"
+    out.print(figures_table(title, columns, rows))
     out.print(
         "(loading the extracts is not counted; verify records a pass for every sampled claim)"
     )
