@@ -929,13 +929,8 @@ def bench() -> None:
     """Benchmarks that print figures (speed and peak memory)."""
 
 
-def backend_options(f: F) -> F:
-    """``--backend`` (as a list ``backends``) and ``--pg-url`` for the database benchmarks."""
-    f = click.option(
-        "--pg-url",
-        metavar="URL",
-        help="PostgreSQL server to use [default: a throwaway cluster from the local binaries].",
-    )(f)
+def backend_option(f: F) -> F:
+    """``--backend`` for the database benchmarks, passed on as the list ``backends``."""
     return click.option(
         "--backend",
         "backends",
@@ -960,7 +955,12 @@ def figures_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[st
 
 @bench.command("load")
 @click.option("--families", default=100_000, show_default=True, help="Families to synthesise.")
-@backend_options
+@backend_option
+@click.option(
+    "--pg-url",
+    metavar="URL",
+    help="PostgreSQL server to use [default: a throwaway cluster from the local binaries].",
+)
 @click.option("--seed", default=2018, show_default=True)
 @json_option
 def bench_load(
@@ -1087,11 +1087,12 @@ def bench_evaluate(
 
 @bench.command("batch")
 @click.option("--families", default=100_000, show_default=True, help="Families to synthesise.")
-@backend_options
+@backend_option
 @click.option("--window", default="2018-02", show_default=True, metavar="YYYY-MM")
+@click.option("--pg-url", metavar="URL", help="PostgreSQL server [default: a throwaway cluster].")
 @json_option
 def bench_batch(
-    families: int, backends: list[str], pg_url: str | None, window: str, as_json: bool
+    families: int, backends: list[str], window: str, pg_url: str | None, as_json: bool
 ) -> None:
     """Wall time of a claim batch's prepare plus finalise on a synthetic council."""
     from claims import bench as benchmod
