@@ -88,11 +88,33 @@ def sampling_settings(settings: Settings, rate: Decimal | None) -> sampling.Samp
 # ----------------------------------------------------------------------------- evidence
 
 
-def _members(people: pl.DataFrame, family_id: str) -> tuple[Member, ...]:
-    rows = people.filter(pl.col("family_id") == family_id).sort("person_id")
-    return tuple(
-        Member(r["person_id"], r["role"], r["given_name"], r["family_name"], r["birth_date"])
-        for r in rows.iter_rows(named=True)
+def _members(people: pl.DataFrame, family_ids: list[str]) -> dict[str, tuple[Member, ...]]:
+    """The members of each of ``family_ids`` (sorted by person id); people is read once."""
+    found: dict[str, list[Member]] = {f: [] for f in family_ids}
+    rows = people.filter(pl.col("family_id").is_in(family_ids)).sort("person_id")
+    for r in rows.iter_rows(named=True):
+        found[r["family_id"]].append(
+            Member(r["person_id"], r["role"], r["given_name"], r["family_name"], r["birth_date"])
+        )
+    return {f: tuple(m) for f, m in found.items()}
+
+
+def _source_table(sources: rules.Sources, engine: Engine, name: str) -> pl.DataFrame:
+    """A table as the evaluation read it (no second read), or as the warehouse has it when it
+    was never loaded (empty)."""
+    frame = sources.tables.get(name)
+    return warehouse.read_table(engine, name) if frame is None else frame.collect()
+
+
+def _sampled_ids(frame: pl.DataFrame) -> list[str]:
+    return frame.filter(pl.col("sampled")).get_column("family_id").to_list()
+
+
+def _tally(results: pl.DataFrame) -> tuple[int, int]:
+    """How many results passed and how many failed."""
+    return (
+        results.filter(pl.col("result") == "pass").height,
+        results.filter(pl.col("result") == "fail").height,
     )
 
 
@@ -180,6 +202,7 @@ def _sampled_claims(
 ) -> list[SampledClaim]:
     sampled = frame.filter(pl.col("sampled")).join(lines, on="family_id")
     by_family = {r["family_id"]: r for r in results.iter_rows(named=True)}
+    members = _members(people, sampled.get_column("family_id").to_list())
     out = []
     for r in sampled.sort("stratum", "rank").iter_rows(named=True):
         v = by_family.get(r["family_id"])
@@ -194,7 +217,7 @@ def _sampled_claims(
                 attached_on=r["attached_on"],
                 as_of=as_of,
                 headlines=tuple(h for h in r["headlines"].split(";") if h),
-                members=_members(people, r["family_id"]),
+                members=members[r["family_id"]],
                 evidence=evidence[r["family_id"]],
                 verification=Verification(v["result"], v["note"], v["auditor"], v["checked_on"])
                 if v
@@ -256,17 +279,19 @@ def _stats(
     settings: Settings,
     escalations: int,
 ) -> BatchStats:
-    status = lines.get_column("status") if "status" in lines.columns else None
     submitted = (
-        lines.filter(pl.col("status") == "submitted") if status is not None else lines.head(0)
+        lines.filter(pl.col("status") == "submitted")
+        if "status" in lines.columns
+        else lines.head(0)
     )
+    passed, failed = _tally(results)
     return BatchStats(
         eligible=eligible,
         claimable=lines.height,
         claimable_by_basis=dict(Counter(lines.get_column("basis").to_list())),
         sampled=int(frame.get_column("sampled").sum()),
-        passed=results.filter(pl.col("result") == "pass").height,
-        failed=results.filter(pl.col("result") == "fail").height,
+        passed=passed,
+        failed=failed,
         submitted=submitted.height,
         submitted_by_basis=dict(Counter(submitted.get_column("basis").to_list())),
         payment_per_claim=settings.payment_per_claim,
@@ -300,12 +325,14 @@ def prepare(
     at = dt.datetime.now(dt.UTC)
 
     plan_file = plan_path or rules.default_plan_path()
-    plan_text = rules.canonical_bytes(plan_file.read_bytes()).decode("utf-8")
-    ev = evaluation.evaluate(engine, e, plan_file)
+    raw = plan_file.read_bytes()
+    plan_text = rules.canonical_bytes(raw).decode("utf-8")
+    # the plan stored with the batch is the plan evaluated: the file is read once
+    ev = evaluation.evaluate(engine, e, plan=rules.parse_plan(raw, str(plan_file)))
     families = ev.families
     claimable = families.filter(pl.col("claimable"))
-    fam_table = warehouse.read_table(engine, "families").select("family_id", "lead_worker")
-    people = warehouse.read_table(engine, "people")
+    fam_table = _source_table(ev.sources, engine, "families").select("family_id", "lead_worker")
+    people = _source_table(ev.sources, engine, "people")
     lines = (
         claimable.join(fam_table, on="family_id", how="left")
         .with_columns(
@@ -327,7 +354,7 @@ def prepare(
     )
     frame = _sample_frame(lines, seed, s)
     insufficient = families.filter(pl.col("insufficient_evidence"))
-    sampled_ids = frame.filter(pl.col("sampled")).get_column("family_id").to_list()
+    sampled_ids = _sampled_ids(frame)
     evidence = _evidence(
         ev.plan, ev.sources, e, sampled_ids + insufficient.get_column("family_id").to_list()
     )
@@ -352,9 +379,8 @@ def prepare(
             output_dir=str(folder),
         )
         info = _info(settings, engine, draft, s, at)
-        claims = _sampled_claims(
-            lines, frame, people, evidence, pl.DataFrame(schema=warehouse.RESULT_COLUMNS), e
-        )
+        no_results = _results_frame([])
+        claims = _sampled_claims(lines, frame, people, evidence, no_results, e)
         files = _write_verification(staging, info, claims, frame, settings.templates_dir)
         lead = dict(fam_table.iter_rows())
         missing: list[MissingEvidence] = []
@@ -365,14 +391,7 @@ def prepare(
         files[INSUFFICIENT_CSV] = outputs.write_insufficient_csv(
             staging / INSUFFICIENT_CSV, info, missing
         )[1]
-        stats = _stats(
-            int(families.get_column("eligible").sum()),
-            lines,
-            frame,
-            pl.DataFrame(schema=warehouse.RESULT_COLUMNS),
-            settings,
-            0,
-        )
+        stats = _stats(ev.run.eligible, lines, frame, no_results, settings, 0)
         files[MANIFEST] = outputs.write_manifest(staging / MANIFEST, info, stats, dict(files))[1]
         sample_rows = frame.filter(pl.col("sampled")).select(list(warehouse.SAMPLE_COLUMNS))
         warehouse.create_batch(
@@ -498,7 +517,7 @@ def verify(
     try:
         with warehouse.batch_transaction(engine, window) as tx:
             b, s, lines, frame = _open_batch(tx)
-            sampled = set(frame.filter(pl.col("sampled")).get_column("family_id").to_list())
+            sampled = set(_sampled_ids(frame))
             new, unchanged = _check_results(window, rows, lines, sampled, tx.results())
             tx.add_results(_results_frame(new), at)
             results = tx.results()
@@ -530,18 +549,19 @@ def verify(
             # the verification list again, with results so far and any claims added
             plan = _batch_plan(b)
             sources = evaluation.read_sources(engine)
-            ids = frame.filter(pl.col("sampled")).get_column("family_id").to_list()
+            ids = _sampled_ids(frame)
             evidence = _evidence(plan, sources, b.as_of, ids)
-            people = warehouse.read_table(engine, "people")
+            people = _source_table(sources, engine, "people")
             info = _info(settings, engine, b, s, at)
             claims = _sampled_claims(lines, frame, people, evidence, results, b.as_of)
             files = _write_verification(staging, info, claims, frame, settings.templates_dir)
             tx.record_files([(n, h, n in PERSONAL) for n, h in files.items()], "verify")
+            n_passed, n_failed = _tally(results)
             counts = {
                 "recorded": len(new),
                 "unchanged": unchanged,
-                "passed": results.filter(pl.col("result") == "pass").height,
-                "failed": results.filter(pl.col("result") == "fail").height,
+                "passed": n_passed,
+                "failed": n_failed,
                 "sampled": len(ids),
                 "awaiting_result": len(set(ids) - set(results.get_column("family_id").to_list())),
                 "added_by_escalation": sum(len(x.added) for x in logged),
@@ -574,7 +594,7 @@ def finalise(settings: Settings, engine: Engine, window: str) -> StepResult:
         with warehouse.batch_transaction(engine, window) as tx:
             b, s, lines, frame = _open_batch(tx)
             results = tx.results()
-            sampled = set(frame.filter(pl.col("sampled")).get_column("family_id").to_list())
+            sampled = set(_sampled_ids(frame))
             waiting = sorted(sampled - set(results.get_column("family_id").to_list()))
             if waiting:
                 raise warehouse.BatchError(
@@ -587,26 +607,26 @@ def finalise(settings: Settings, engine: Engine, window: str) -> StepResult:
                 results.filter(pl.col("result") == "pass").get_column("family_id").to_list()
             )
             submitted = lines.filter(pl.col("status") == "submitted")
-            rows = [
-                ClaimRow(
-                    family_id=r["family_id"],
-                    claim_basis=r["basis"],
-                    attached_on=r["attached_on"],
-                    evaluated_on=b.as_of,
-                    headline_count=len([h for h in r["headlines"].split(";") if h]),
-                    headlines=tuple(h for h in r["headlines"].split(";") if h),
-                    verification="sampled_passed" if r["family_id"] in passed else "not_sampled",
+            rows = []
+            for r in submitted.iter_rows(named=True):
+                headlines = tuple(h for h in r["headlines"].split(";") if h)
+                rows.append(
+                    ClaimRow(
+                        family_id=r["family_id"],
+                        claim_basis=r["basis"],
+                        attached_on=r["attached_on"],
+                        evaluated_on=b.as_of,
+                        headline_count=len(headlines),
+                        headlines=headlines,
+                        verification="sampled_passed"
+                        if r["family_id"] in passed
+                        else "not_sampled",
+                    )
                 )
-                for r in submitted.iter_rows(named=True)
-            ]
             info = _info(settings, engine, b, s, at)
-            run = [
-                r for r in warehouse.evaluation_runs(engine, 1000) if r.id == b.evaluation_run_id
-            ]
-            eligible = run[0].eligible if run else 0
-            stats = _stats(
-                eligible, lines.with_columns(), frame, results, settings, len(tx.escalations())
-            )
+            run = warehouse.evaluation_run(engine, b.evaluation_run_id)
+            eligible = run.eligible if run is not None else 0
+            stats = _stats(eligible, lines, frame, results, settings, len(tx.escalations()))
             files = {
                 CLAIM_FILE: outputs.write_claim_file(
                     staging / CLAIM_FILE, info, rows, override_dir=settings.templates_dir
@@ -684,6 +704,7 @@ def status(engine: Engine, window: str | None = None) -> list[BatchStatus]:
             results = tx.results()
             sample = tx.sample()
             done = set(results.get_column("family_id").to_list())
+            passed, failed = _tally(results)
             out.append(
                 BatchStatus(
                     window=b.window,
@@ -693,8 +714,8 @@ def status(engine: Engine, window: str | None = None) -> list[BatchStatus]:
                     folder=b.output_dir,
                     lines=dict(Counter(lines.get_column("status").to_list())),
                     sampled=sample.height,
-                    passed=results.filter(pl.col("result") == "pass").height,
-                    failed=results.filter(pl.col("result") == "fail").height,
+                    passed=passed,
+                    failed=failed,
                     awaiting_result=len(set(sample.get_column("family_id").to_list()) - done),
                     escalations=tx.escalations(),
                 )

@@ -121,9 +121,16 @@ class EvaluationOutcome:
     sources: rules.Sources
 
 
-def evaluate(engine: Engine, as_of: dt.date, plan_path: Path | None = None) -> EvaluationOutcome:
-    """Evaluate the plan at E = ``as_of`` for every family and record the run."""
-    plan = load_plan(plan_path)
+def evaluate(
+    engine: Engine,
+    as_of: dt.date,
+    plan_path: Path | None = None,
+    *,
+    plan: rules.Plan | None = None,
+) -> EvaluationOutcome:
+    """Evaluate the plan at E = ``as_of`` for every family and record the run. The plan is
+    ``plan`` when given (already parsed), else the file at ``plan_path`` or the default."""
+    plan = plan or load_plan(plan_path)
     batches = warehouse.current_batches(engine)
     if "families" not in batches:
         raise warehouse.WarehouseError(

@@ -30,7 +30,13 @@ from warehouse.query import (
     table_counts,
 )
 from warehouse.registry import submitted_families
-from warehouse.runs import RUN_FAMILY_COLUMNS, RunInfo, evaluation_runs, record_evaluation
+from warehouse.runs import (
+    RUN_FAMILY_COLUMNS,
+    RunInfo,
+    evaluation_run,
+    evaluation_runs,
+    record_evaluation,
+)
 from warehouse.safefiles import atomic_writer, neutralise, write_csv
 from warehouse.validate import RULES, DateBounds
 
@@ -64,6 +70,7 @@ __all__ = [
     "current_batches",
     "current_revision",
     "ensure_current",
+    "evaluation_run",
     "evaluation_runs",
     "get_batch",
     "head_revision",

@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import polars as pl
-from sqlalchemy import Engine, Table, insert, select
+from sqlalchemy import Engine, Row, Table, insert, select
 
 from warehouse.bulk import append_rows
 from warehouse.db import write_transaction
@@ -102,24 +102,32 @@ def record_evaluation(
     )
 
 
+def _run_info(r: Row[Any]) -> RunInfo:
+    return RunInfo(
+        r.id,
+        as_utc(r.created_at),
+        r.as_of,
+        r.plan_name,
+        r.plan_hash,
+        r.software_version,
+        {k: int(v) for k, v in json.loads(r.load_batches).items()},
+        r.families,
+        r.eligible,
+        r.claimable,
+    )
+
+
 def evaluation_runs(engine: Engine, limit: int = 20) -> list[RunInfo]:
     """The most recent evaluation runs, newest first."""
     with engine.connect() as conn:
         rows = conn.execute(
             select(EvaluationRun).order_by(EvaluationRun.id.desc()).limit(limit)
         ).all()
-    return [
-        RunInfo(
-            r.id,
-            as_utc(r.created_at),
-            r.as_of,
-            r.plan_name,
-            r.plan_hash,
-            r.software_version,
-            {k: int(v) for k, v in json.loads(r.load_batches).items()},
-            r.families,
-            r.eligible,
-            r.claimable,
-        )
-        for r in rows
-    ]
+    return [_run_info(r) for r in rows]
+
+
+def evaluation_run(engine: Engine, run_id: int) -> RunInfo | None:
+    """One evaluation run by id (None when there is none)."""
+    with engine.connect() as conn:
+        row = conn.execute(select(EvaluationRun).where(EvaluationRun.id == run_id)).first()
+    return None if row is None else _run_info(row)
