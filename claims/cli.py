@@ -28,6 +28,7 @@ import warehouse
 from claims import app
 from claims.settings import Settings
 from rules import PlanError
+from sampling import SamplingSettings
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -44,6 +45,13 @@ class UserError(click.ClickException):
     """An error the user can act on: printed as one line."""
 
     exit_code = EXIT_BAD_INPUT
+
+
+def setting_default(name: str) -> str:
+    """A setting's shipped default, as ``--help`` texts quote it."""
+    if name == "rate":
+        return str(SamplingSettings.model_fields["rate"].default)
+    return str(Settings.model_fields[name].default)
 
 
 def json_option(f: F) -> F:
@@ -513,7 +521,7 @@ def _step_output(result: Any, title: str) -> None:
 @click.option(
     "--rate",
     type=click.FloatRange(0, 1, min_open=True),
-    help="Sampling rate [default: settings, 0.20].",
+    help=f"Sampling rate [default: settings, {setting_default('rate')}].",
 )
 @click.option(
     "--seed", help="Sampling seed [default: a fresh random value, recorded in the batch]."
@@ -735,21 +743,26 @@ def claim_status(window: str | None, database_url: str | None, as_json: bool) ->
     help="Projection date E [default: the latest finalised claim batch's E, else today].",
 )
 @click.option(
-    "--quota", type=click.IntRange(min=1), help="Families to claim [default: settings, 1900]."
+    "--quota",
+    type=click.IntRange(min=1),
+    help=f"Families to claim [default: settings, {setting_default('quota')}].",
 )
 @click.option(
-    "--end", "programme_end", type=DATE, help="Programme end [default: settings, 2020-03-31]."
+    "--end",
+    "programme_end",
+    type=DATE,
+    help=f"Programme end [default: settings, {setting_default('programme_end')}].",
 )
 @click.option(
     "--lookback",
     type=click.IntRange(min=1),
-    help="Months the run rate averages [default: settings, 6].",
+    help=f"Months the run rate averages [default: settings, {setting_default('run_rate_months')}].",
 )
 @click.option(
     "--min-history",
     type=click.IntRange(min=0),
     help="With fewer claimed families, pipeline conversion falls back to the run rate "
-    "[default: settings, 50].",
+    f"[default: settings, {setting_default('min_history')}].",
 )
 @click.option(
     "--out",
@@ -906,15 +919,17 @@ def demo_cmd(workdir: Path, families: int, seed: int, as_json: bool) -> None:
     for title, step in zip(titles, result.steps, strict=True):
         _step_output(step, title)
     out.print(f"[bold]Outputs for window {result.window}[/bold] ({result.outputs}):")
+    from claims import batch
+
     described = {
-        "mhclg-claim-file.csv": "MHCLG claim file (family references only)",
-        "claim-summary.csv": "claim summary (CSV)",
-        "claim-summary.xlsx": "claim summary (Excel)",
-        "verification-list.xlsx": "auditors' verification list (Excel, owner-only)",
-        "verification-evidence-pack.html": "evidence pack for every sampled family (owner-only)",
-        "insufficient-evidence.csv": "families held back only by missing data (owner-only)",
-        "sample-frame.csv": "every claim's hash and rank, to re-perform the sample",
-        "manifest.json": "run manifest: plan hash, load batches, seed, counts, file hashes",
+        batch.CLAIM_FILE: "MHCLG claim file (family references only)",
+        batch.SUMMARY_CSV: "claim summary (CSV)",
+        batch.SUMMARY_XLSX: "claim summary (Excel)",
+        batch.VERIFICATION_XLSX: "auditors' verification list (Excel, owner-only)",
+        batch.VERIFICATION_HTML: "evidence pack for every sampled family (owner-only)",
+        batch.INSUFFICIENT_CSV: "families held back only by missing data (owner-only)",
+        batch.SAMPLE_FRAME_CSV: "every claim's hash and rank, to re-perform the sample",
+        batch.MANIFEST: "run manifest: plan hash, load batches, seed, counts, file hashes",
     }
     for f in sorted(result.outputs.iterdir()):
         out.print(f"  {f}  [dim]{described.get(f.name, '')}[/dim]")
