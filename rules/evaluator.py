@@ -105,16 +105,16 @@ from rules.model import (
     primitive_name,
     tables_read,
 )
-from rules.results import RowRef
-from rules.sources import TABLES, Sources, check_sources
-from rules.states import State
+from rules.sources import MONEY, TABLES, Sources, check_sources
+from rules.states import STATES, State, negate
 
 __all__ = ["ROW_TABLES", "Evaluation", "evaluate"]
 
-MET, UNKNOWN, PENDING, NOT_MET = 0, 1, 2, 3
-CODES: dict[State, int] = {"met": MET, "unknown": UNKNOWN, "pending": PENDING, "not_met": NOT_MET}
+# state codes in the order ``all`` ranks them (see the module docstring)
 NAMES: tuple[State, ...] = ("met", "unknown", "pending", "not_met")
-STATE_ENUM = pl.Enum(["met", "not_met", "pending", "unknown"])
+CODES: dict[State, int] = {state: code for code, state in enumerate(NAMES)}
+MET, UNKNOWN, PENDING, NOT_MET = (CODES[state] for state in NAMES)
+STATE_ENUM = pl.Enum(list(STATES))
 CODE = pl.Int8
 Level = Literal["P", "F"]
 
@@ -124,8 +124,9 @@ ROW_TABLES: tuple[str, ...] = tuple(sorted(TABLES))
 ROW_TABLE_ENUM = pl.Enum(list(ROW_TABLES))
 _ROW_BITS = 40
 _ROW_MASK = (1 << _ROW_BITS) - 1
+_ROW_KEY_BITS = _ROW_BITS + (len(ROW_TABLES) - 1).bit_length()  # a row key fits in these
 ROW_REF = pl.Struct({"table": ROW_TABLE_ENUM, "row_no": pl.Int64})
-_SWAP = pl.Series("swap", [NOT_MET, UNKNOWN, PENDING, MET], dtype=CODE)
+_SWAP = pl.Series("swap", [CODES[negate(state)] for state in NAMES], dtype=CODE)
 _BIG = 1 << 20  # shifts day numbers to be positive in sort keys
 _ENGINE: Literal["in-memory", "streaming"] = "in-memory"
 _STREAM_FROM = 100_000  # attached families from which the source tables are read streaming
@@ -181,7 +182,6 @@ class Leaf:
 
     level: Level
     frame: pl.LazyFrame
-    table: str
     p_conds: list[pl.Expr] = field(default_factory=list)
     f_conds: list[pl.Expr] = field(default_factory=list)
     key: str = ""
@@ -215,7 +215,6 @@ def _add_cond(leaves: Sequence[Leaf], level: Level, cond: pl.Expr) -> None:
 class _Frame:
     """A subject frame under construction: aggregate joins, then staged columns."""
 
-    key: str
     aggs: dict[tuple[str, str], dict[str, pl.Expr]] = field(default_factory=dict)
     keyed: list[tuple[pl.LazyFrame, str]] = field(default_factory=list)
     stages: dict[int, dict[str, pl.Expr]] = field(default_factory=dict)
@@ -226,7 +225,6 @@ class _Compiler:
     """Compiles a plan into lazy frames for one set of sources and one E."""
 
     all_families: pl.LazyFrame
-    _attached: pl.LazyFrame
     _people: pl.LazyFrame
 
     def __init__(self, sources: Sources, as_of: date, scout: _Compiler | None = None) -> None:
@@ -239,7 +237,7 @@ class _Compiler:
         self.loaded = frozenset(sources.tables)
         self.sources = sources
         self.n = 0
-        self.frames: dict[Level, _Frame] = {"P": _Frame("_p"), "F": _Frame("_f")}
+        self.frames: dict[Level, _Frame] = {"P": _Frame(), "F": _Frame()}
         # family columns aggregated from P: name -> (P column, how)
         self.p2f: dict[str, tuple[str, Literal["max", "min", "any"]]] = {}
         self.bounds: dict[str, pl.Expr] = {}
@@ -264,10 +262,6 @@ class _Compiler:
             families = self.all_families.collect(engine=_ENGINE)
             self.n_families = families.height
             self.all_families = families.lazy()
-            e = pl.lit(self.e)
-            self._attached = self.all_families.filter(
-                pl.col("A").is_not_null() & (pl.col("A") <= e)
-            )
             f_base, p_base = pl.collect_all([self.f_base, self.p_base], engine=_ENGINE)
             self._cache["f_base"], self._cache["p_base"] = f_base.lazy(), p_base.lazy()
             used = [k for k in scout._cache if k.startswith("rows:")]
@@ -298,12 +292,15 @@ class _Compiler:
             .sort("family_id")
             .with_row_index("_f")
         )
-        e = pl.lit(self.e)
-        self._attached = self.all_families.filter(pl.col("A").is_not_null() & (pl.col("A") <= e))
         people = self.sources.tables.get("people")
         if people is None:
             people = pl.LazyFrame(schema=TABLES["people"].schema)
         self._people = people
+
+    @property
+    def _attached(self) -> pl.LazyFrame:
+        """The families attached by E."""
+        return self.all_families.filter(pl.col("A").is_not_null() & (pl.col("A") <= self.e))
 
     def bound(self, kind: Literal["before", "after"], period: Period) -> pl.Expr:
         """A - period (``before``) or the first day D with D - period >= A (``after``), as a
@@ -509,7 +506,7 @@ class _Compiler:
         if level == "P" and TABLES[table].key == "family_id":
             frame = frame.join(self.p_base.select("_f", "_p"), on="_f", how="inner")
         columns = ["_f", "_p", "_k"] if level == "P" else ["_f", "_k"]
-        leaf = Leaf(level, frame.select(columns), table)
+        leaf = Leaf(level, frame.select(columns))
         self.leaves.append(leaf)
         return leaf
 
@@ -532,6 +529,19 @@ class _Compiler:
             self._wheres[key] = cond
         return self._wheres[key]
 
+    def derive(self, frame: pl.LazyFrame, *, keep: bool = True) -> tuple[str, pl.LazyFrame]:
+        """Register a derived frame (kept: computed once) as a source of aggregates; its name
+        and the frame."""
+        source = self.name("d")
+        if keep:
+            frame = self.keep(frame)
+        self.derived[source] = frame
+        return source, frame
+
+    def e_minus(self, period: Period) -> pl.Expr:
+        """E - period, as a literal."""
+        return pl.lit(period_before(self.e, period))
+
     def missing(self, *tables: str) -> bool:
         """Whether any of the tables was never loaded."""
         return any(t not in self.loaded for t in tables)
@@ -545,7 +555,7 @@ class _Compiler:
     def window(self, window: Window) -> tuple[pl.Expr, pl.Expr]:
         """(start, end] of a window, as expressions over a row's A."""
         if window.anchor == "E":
-            return pl.lit(period_before(self.e, window.period)), pl.lit(self.e)
+            return self.e_minus(window.period), pl.lit(self.e)
         return self.bound("before", window.period), pl.col("A")
 
     # -- combinators ------------------------------------------------------------
@@ -651,9 +661,7 @@ class _Compiler:
                 .filter((pl.col("term_start") <= dated) & (dated <= pl.col("term_end")))
                 .unique([subject, "_k"])
             )
-            source = self.name("d")
-            inside = self.keep(inside)
-            self.derived[source] = inside
+            source, inside = self.derive(inside)
             n = self.agg(level, source, subject, pl.len()).fill_null(0)
             extra.append(self.leaf(level, terms, "attendance"))
             rows = inside
@@ -736,24 +744,15 @@ class _Compiler:
         t = TABLES[spec.table]
         start, raw_end = pl.col(t.date or ""), pl.col(t.end or "")
         since = spec.since.period
-        cutoff = pl.lit(period_before(self.e, since))
+        cutoff = self.e_minus(since)
         is_open = self.where(spec.where) & (raw_end.is_null() | (raw_end >= pl.lit(self.e)))
         long_ = is_open & (start <= cutoff)
         self.touch(spec.table, is_open)
         has_long = self.table_agg(level, spec.table, long_.any()).fill_null(False)
         first = self.table_agg(level, spec.table, pl.when(is_open).then(start).min())
-        state = (
-            pl.when(has_long).then(MET).when(first.is_not_null()).then(PENDING).otherwise(NOT_MET)
-        )
         # first_day_after is non-decreasing: the earliest date comes from the earliest start
-        date_ = pl.when(~has_long).then(_first_day_after(first, since))
-        subject = self.group_key(level, spec.table)
-        rows = (
-            self.rows(spec.table)
-            .filter(is_open)
-            .filter((start <= cutoff) | ~(start <= cutoff).any().over(subject))
-        )
-        return self.node(level, state, date_, leaves=[self.leaf(level, rows, spec.table)])
+        rows = self.rows(spec.table).filter(is_open)
+        return self.long_enough(level, spec.table, has_long, first, since, rows, start)
 
     def spell_completed(self, spec: SpellCompleted, level: Level) -> Node:
         """``spell_completed`` for every subject."""
@@ -763,7 +762,7 @@ class _Compiler:
         start, end = pl.col(t.date or ""), pl.col(t.end or "")
         since = spec.since.period
         subject = self.group_key(level, spec.table)
-        cutoff = pl.lit(period_before(self.e, since))
+        cutoff = self.e_minus(since)
         # another spell started on or after this one's end: the latest start among the
         # subject's other spells (the latest, or the runner-up when this one is the only latest)
         top, n_top, runner_up = pl.col("_top"), pl.col("_ntop"), pl.col("_runner")
@@ -791,15 +790,29 @@ class _Compiler:
             .join(latest_starts, on=subject, how="left")
             .filter(~(other_latest >= end).fill_null(False))
         )
-        source = self.name("d")
-        candidates = self.keep(candidates)
-        self.derived[source] = candidates
+        source, candidates = self.derive(candidates)
         done = self.agg(level, source, subject, (end <= cutoff).any()).fill_null(False)
         first = self.agg(level, source, subject, end.min())
+        return self.long_enough(level, spec.table, done, first, since, candidates, end)
+
+    def long_enough(
+        self,
+        level: Level,
+        table: str,
+        done: pl.Expr,
+        first: pl.Expr,
+        since: Period,
+        rows: pl.LazyFrame,
+        x: pl.Expr,
+    ) -> Node:
+        """The end of ``spell_open`` and ``spell_completed``: met when some row's date ``x`` is
+        at least ``since`` before E (``done``), pending from ``first`` + ``since`` when a row
+        has a date, not_met otherwise. The evidence: the rows old enough, or else them all."""
         state = pl.when(done).then(MET).when(first.is_not_null()).then(PENDING).otherwise(NOT_MET)
         date_ = pl.when(~done).then(_first_day_after(first, since))
-        rows = candidates.filter((end <= cutoff) | ~(end <= cutoff).any().over(subject))
-        return self.node(level, state, date_, leaves=[self.leaf(level, rows, spec.table)])
+        cutoff, subject = self.e_minus(since), self.group_key(level, table)
+        rows = rows.filter((x <= cutoff) | ~(x <= cutoff).any().over(subject))
+        return self.node(level, state, date_, leaves=[self.leaf(level, rows, table)])
 
     def selection(self, sel: TermSelection, level: Level) -> str:
         """A column of the attendance rows: whether the row is a selected term of its subject."""
@@ -914,17 +927,15 @@ class _Compiler:
         subject, latest = self.latest(level, table, window)
         key = f"total:{subject}:{table}:{window.model_dump_json()}"
         if key not in self._cache:
-            source = self.name("d")
-            self.derived[source] = latest
-            self._cache[key] = source
+            self._cache[key] = self.derive(latest, keep=False)[0]  # latest is kept already
         return self.agg(level, self._cache[key], subject, pl.col("amount").sum())
 
     def snapshot_total(self, spec: SnapshotTotal, level: Level) -> Node:
         """``snapshot_total`` for every subject."""
         if self.missing(spec.table):
             return self.const(level, UNKNOWN)
-        total = self.total(level, spec.table, spec.window).fill_null(pl.lit(0, pl.Decimal(scale=2)))
-        ok = total >= pl.lit(spec.at_least, pl.Decimal(scale=2))
+        total = self.total(level, spec.table, spec.window).fill_null(pl.lit(0, MONEY))
+        ok = total >= pl.lit(spec.at_least, MONEY)
         _, latest = self.latest(level, spec.table, spec.window)
         return self.node(
             level,
@@ -938,7 +949,7 @@ class _Compiler:
         """``snapshot_vs_baseline`` for every subject."""
         if self.missing(spec.table):
             return self.const(level, UNKNOWN)
-        zero = pl.lit(0, pl.Decimal(scale=2))
+        zero = pl.lit(0, MONEY)
         b = self.total(level, spec.table, spec.baseline).fill_null(zero)
         c = self.total(level, spec.table, spec.current).fill_null(zero)
         num, den = spec.at_most_percent.as_integer_ratio()
@@ -971,9 +982,7 @@ class _Compiler:
             .filter(pl.col("_b") & ~pl.col("_c"))
             .select(subject, "kind")
         )
-        source = self.name("d")
-        kinds = self.keep(kinds)
-        self.derived[source] = kinds
+        source, kinds = self.derive(kinds)
         n = self.agg(level, source, subject, pl.len()).fill_null(0)
         rows = self.rows(spec.table).filter(in_base).join(kinds, on=[subject, "kind"], how="semi")
         return self.node(
@@ -992,9 +1001,7 @@ class _Compiler:
         early = latest.join(self.f_base.select("_f", sustained), on="_f", how="inner").filter(
             dated < sustained
         )
-        source = self.name("d")
-        early = self.keep(early)
-        self.derived[source] = early
+        source, early = self.derive(early)
         n = self.agg(level, source, subject, pl.len()).fill_null(0)
         return self.node(
             level,
@@ -1074,7 +1081,7 @@ class _Compiler:
         date_ = pl.when(req.is_not_null() & ~fits).then(_sunday(first_end))
         # evidence: the spells covering A while no window can be judged, otherwise the
         # employment and out-of-work spells touching the window judged
-        ws = (pl.col("_ws") * 7 - 3).cast(pl.Int32).cast(pl.Date)
+        ws = _monday(pl.col("_ws"))
         we = _sunday(pl.col("_ws") + pl.col("_wm") - 1)
         window = result.filter(req.is_not_null() & fits).select(
             "_p", wstart.alias("_ws"), m.alias("_wm")
@@ -1181,7 +1188,7 @@ class _Compiler:
     def wait(self, step: WaitStep) -> tuple[pl.Expr, pl.Expr, tuple[Leaf, ...]]:
         """``wait``: pending while E - period < A, earliest the first D with D - period >= A."""
         period = step.wait.period
-        waiting = pl.lit(period_before(self.e, period)) < pl.col("A")
+        waiting = self.e_minus(period) < pl.col("A")
         return (
             pl.when(waiting).then(PENDING),
             pl.when(waiting).then(self.bound("after", period)),
@@ -1219,21 +1226,31 @@ class _Compiler:
 
 def _week(d: pl.Expr) -> pl.Expr:
     """ISO week number counted from the week of 1970-01-01 (weeks start on Monday)."""
-    return (_days(d) + 3) // 7
+    return _week_of_day(_days(d))
 
 
-def _ceil_week(d: pl.Expr) -> pl.Expr:
-    """The first week whose Monday is on or after ``d``."""
-    return (_days(d) + 9) // 7
+# Weeks of day numbers (days since 1970-01-01, a Thursday).
+def _week_of_day(n: pl.Expr) -> pl.Expr:
+    """The week holding day ``n``."""
+    return (n + 3) // 7
 
 
-def _floor_week_end(d: pl.Expr) -> pl.Expr:
-    """The last week whose Sunday is on or before ``d``."""
-    return (_days(d) - 3) // 7
+def _first_week_from_day(n: pl.Expr) -> pl.Expr:
+    """The first week whose Monday is on or after day ``n``."""
+    return (n + 9) // 7
+
+
+def _last_week_to_day(n: pl.Expr) -> pl.Expr:
+    """The last week whose Sunday is on or before day ``n``."""
+    return (n - 3) // 7
 
 
 def _last_week(e: date) -> int:
     return ((e - date(1970, 1, 1)).days - 3) // 7
+
+
+def _monday(w: pl.Expr) -> pl.Expr:
+    return (w * 7 - 3).cast(pl.Int32).cast(pl.Date)
 
 
 def _sunday(w: pl.Expr) -> pl.Expr:
@@ -1281,8 +1298,8 @@ def _runs_in_work(work: pl.LazyFrame, claims: pl.LazyFrame, span: pl.LazyFrame) 
         work.join(bounds, on="_p", how="inner")
         .select(
             "_p",
-            pl.max_horizontal((pl.col("_s") + 9) // 7, pl.col("_first")).alias("_ws"),
-            pl.min_horizontal((pl.col("_e") - 3) // 7, pl.col("_last")).alias("_we"),
+            pl.max_horizontal(_first_week_from_day(pl.col("_s")), pl.col("_first")).alias("_ws"),
+            pl.min_horizontal(_last_week_to_day(pl.col("_e")), pl.col("_last")).alias("_we"),
         )
         .filter(pl.col("_ws") <= pl.col("_we"))
     )
@@ -1292,8 +1309,8 @@ def _runs_in_work(work: pl.LazyFrame, claims: pl.LazyFrame, span: pl.LazyFrame) 
             "_p",
             "_first",
             "_last",
-            ((pl.col("_s") + 3) // 7).alias("_bs"),
-            ((pl.col("_e") + 3) // 7).alias("_be"),
+            _week_of_day(pl.col("_s")).alias("_bs"),
+            _week_of_day(pl.col("_e")).alias("_be"),
         )
         .sort("_p", "_bs")
     )
@@ -1502,7 +1519,7 @@ class Evaluation:
       tests). Under ``not`` the figure is the inner one. For a rule judged per
       person, the figure is the person's that decides: with ``any``, the one
       nearest to met; with ``all``, the one nearest to not_met. The thresholds
-      are the plan's (see ``describe_figure``).
+      are the plan's; ``figures`` says in plain English what each ``figure:<key>`` holds.
     """
 
     plan_name: str
@@ -1525,17 +1542,6 @@ class Evaluation:
                 if row[f"state:{k}"] is not None
             }
         return out
-
-    def rows(self, family_id: str, key: str) -> tuple[RowRef, ...]:
-        """The evidence rows of one family's key, as RowRefs (sorted)."""
-        got = self.families.filter(pl.col("family_id") == family_id).get_column(f"rows:{key}")
-        if got.len() == 0 or got[0] is None:
-            return ()
-        return tuple(RowRef(str(r["table"]), int(r["row_no"])) for r in got[0])
-
-    def describe_figure(self, key: str) -> str:
-        """What ``figure:<key>`` holds, in plain English."""
-        return self.figures[key]
 
 
 def _in_effect_at_a(rule: Indicator | Eligibility) -> pl.Expr:
@@ -1945,7 +1951,7 @@ def _evidence(
         (pl.col("_v") // (1 << _ROW_BITS)).cast(pl.UInt32).cat.to(ROW_TABLE_ENUM).alias("table"),
         (pl.col("_v") & _ROW_MASK).alias("row_no"),
     )
-    return _grouped(found, ref, _ROW_BITS + 4, len(key_no), n_families)
+    return _grouped(found, ref, _ROW_KEY_BITS, len(key_no), n_families)
 
 
 def _row_keys(out: _Plan) -> list[str]:
@@ -1953,9 +1959,7 @@ def _row_keys(out: _Plan) -> list[str]:
     return [k for k, key in out.keys.items() if key.rows]
 
 
-def _people(
-    c: _Compiler, out: _Plan, p_frame: pl.DataFrame, n_families: int
-) -> dict[str, pl.Series]:
+def _people(out: _Plan, p_frame: pl.DataFrame, n_families: int) -> dict[str, pl.Series]:
     """Per person-scoped indicator, the people who identified it (sorted ids, ``_f`` order)."""
     if not out.people:
         return {}
@@ -2117,7 +2121,7 @@ def _assemble(
         result = frame.select(*front, *states, *figure_names).collect(engine=_ENGINE)
         extra = [
             people.alias(f"people:{k}")
-            for k, people in _people(c, out, p_frame, result.height).items()
+            for k, people in _people(out, p_frame, result.height).items()
         ]
         grouped = _evidence(c, out, p_frame, f_frame) if evidence is None else evidence.result()
     # evidence where the key has a state (a non-attached family: no rows), null elsewhere
