@@ -10,13 +10,13 @@ import datetime as dt
 import os
 import shutil
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
 from sqlalchemy import Engine
 
 import warehouse
+from claims import evaluation
 from claims.render import render
 from claims.resources import migrations_dir
 from claims.settings import Settings
@@ -187,7 +187,7 @@ def demo(
         "demo_readme.md.j2",
         families=families,
         seed=seed,
-        version=metadata.version("tfclaims"),
+        version=evaluation.software_version(),
         contract_version=warehouse.CONTRACT_VERSION,
         batch_id=result.batch_id,
         tables=result.tables,

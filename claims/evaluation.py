@@ -31,8 +31,11 @@ STATUSES = (
 
 
 def software_version() -> str:
-    """The installed tfclaims version."""
-    return metadata.version("tfclaims")
+    """The installed tfclaims version ("unknown" when run from a tree that is not installed)."""
+    try:
+        return metadata.version("tfclaims")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def read_sources(engine: Engine) -> rules.Sources:

@@ -43,7 +43,7 @@ from claims.documents import (
     MissingEvidence,
     SampledClaim,
 )
-from claims.render import environment, render
+from claims.render import csv_cell, plain_text, render
 from warehouse import WarehouseError, atomic_writer, neutralise
 
 __all__ = [
@@ -142,37 +142,6 @@ def write_bytes(path: Path, data: bytes, *, private: bool) -> WrittenFile:
     return WrittenFile(path, hashlib.sha256(data).hexdigest())
 
 
-def _plain(value: Any) -> str:
-    """A value as CSV text: dates ISO, Decimals fixed-point, booleans lower-case, None empty."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dt.date):  # datetimes too
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    return str(value)
-
-
-def csv_cell(value: Any) -> str:
-    """One CSV cell (RFC 4180): text neutralised against formula injection, then quoted if needed.
-
-    Registered as the Jinja filter ``csv_cell`` for the CSV templates. Only text
-    is neutralised: a number stays a number.
-    """
-    text = neutralise(value) if isinstance(value, str) else _plain(value)
-    if any(c in text for c in ',"\r\n'):
-        return '"' + text.replace('"', '""') + '"'
-    return str(text)
-
-
-def _render(name: str, override_dir: Path | None, **context: Any) -> str:
-    env = environment(override_dir)
-    env.filters.setdefault("csv_cell", csv_cell)
-    return render(name, override_dir, **context)
-
-
 def _figure(value: rules.Figure) -> str:
     if value is None:
         return "missing"
@@ -220,7 +189,7 @@ def write_claim_file(
         }
         for r in sorted(rows, key=lambda r: r.family_id)
     ]
-    text = _render(
+    text = render(
         CLAIM_FILE_TEMPLATE, override_dir, info=info, columns=CLAIM_FILE_COLUMNS, rows=view
     )
     return write_bytes(path, text.encode("utf-8"), private=False)
@@ -293,7 +262,7 @@ def write_summary(
     exact for any realistic amount of pounds and pence). No personal data: 0644.
     """
     items = _summary_items(info, stats)
-    text = _render(SUMMARY_TEMPLATE, override_dir, info=info, stats=stats, items=items)
+    text = render(SUMMARY_TEMPLATE, override_dir, info=info, stats=stats, items=items)
     written_csv = write_bytes(csv_path, text.encode("utf-8"), private=False)
 
     buffer = io.BytesIO()
@@ -310,7 +279,7 @@ def write_summary(
         if isinstance(value, Decimal) and item.startswith("payment"):
             ws.write_number(i, 1, float(value), f.money)
         elif isinstance(value, Decimal):
-            ws.write_string(i, 1, _plain(value), f.text)  # the rate, exact as written
+            ws.write_string(i, 1, plain_text(value), f.text)  # the rate, exact as written
         elif isinstance(value, int):
             ws.write_number(i, 1, value, f.integer)
         elif isinstance(value, dt.datetime):
@@ -318,7 +287,7 @@ def write_summary(
         elif isinstance(value, dt.date):
             ws.write_datetime(i, 1, dt.datetime.combine(value, dt.time()), f.date)
         else:
-            ws.write_string(i, 1, neutralise(_plain(value)), f.text)
+            ws.write_string(i, 1, neutralise(plain_text(value)), f.text)
     wb.close()
     written_xlsx = write_bytes(xlsx_path, buffer.getvalue(), private=False)
     return written_csv, written_xlsx
@@ -650,7 +619,7 @@ def _about_items(info: BatchInfo) -> list[tuple[str, Any]]:
         ("plan", info.plan_name),
         ("plan hash", info.plan_hash),
         ("sample seed", info.seed),
-        ("sample rate", _plain(info.rate)),
+        ("sample rate", plain_text(info.rate)),
         ("strata", " by ".join(info.strata) or "(none)"),
     ]
     for table, batch in sorted(info.load_batches.items()):
@@ -738,7 +707,7 @@ def write_verification_html(
         for batch, names in sorted(info.load_files.items())
         for name, sha in sorted(names.items())
     ]
-    text = _render(
+    text = render(
         VERIFICATION_HTML_TEMPLATE,
         override_dir,
         info=info,
@@ -937,7 +906,7 @@ def write_insufficient_csv(
     ordered = sorted(
         rows, key=lambda m: (m.family_id, m.outcome, m.person_id or "", m.source, m.detail)
     )
-    text = _render(
+    text = render(
         INSUFFICIENT_TEMPLATE, override_dir, info=info, columns=INSUFFICIENT_COLUMNS, rows=ordered
     )
     return write_bytes(path, text.encode("utf-8"), private=True)
@@ -1078,7 +1047,7 @@ def manifest_document(
         "plan": {"name": info.plan_name, "hash": info.plan_hash},
         "load_batches": dict(info.load_batches),
         "load_files": {str(b): dict(names) for b, names in info.load_files.items()},
-        "sampling": {"seed": info.seed, "rate": _plain(info.rate), "strata": list(info.strata)},
+        "sampling": {"seed": info.seed, "rate": plain_text(info.rate), "strata": list(info.strata)},
         "counts": {
             "eligible": stats.eligible,
             "claimable": stats.claimable,
@@ -1095,8 +1064,8 @@ def manifest_document(
             },
         },
         "payment": {
-            "per_claim": _plain(money_value(stats.payment_per_claim)),
-            "due": _plain(money_value(stats.payment_due)),
+            "per_claim": plain_text(money_value(stats.payment_per_claim)),
+            "due": plain_text(money_value(stats.payment_due)),
         },
         "files": dict(files),
     }

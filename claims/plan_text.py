@@ -17,18 +17,8 @@ Node = Mapping[str, Any]
 _ROLE = {"member": "each family member", "adult": "each adult", "child": "each child"}
 
 
-def _codes(where: Mapping[str, Sequence[str]] | None) -> str:
-    if not where:
-        return ""
-    return " (" + "; ".join(f"{k} {', '.join(v)}" for k, v in where.items()) + ")"
-
-
 def _period(w: Node) -> str:
-    if "months" in w:
-        n = w["months"]
-        return f"{n} month{'s' if n != 1 else ''}"
-    n = w.get("days", 0)
-    return f"{n} day{'s' if n != 1 else ''}"
+    return str(rules.Period(months=w.get("months", 0), days=w.get("days", 0)))
 
 
 def window(w: Node) -> str:
@@ -74,7 +64,6 @@ def _threshold(spec: Node) -> str:
         ("at_least", "at least"),
         ("fewer_than", "fewer than"),
         ("at_most", "at most"),
-        ("more_than", "more than"),
     ):
         if key in spec:
             return f"{words} {spec[key]}"
@@ -104,10 +93,10 @@ def describe(node: Node) -> str:
         return f"for {_ROLE.get(spec.get('role', 'member'), spec.get('role'))} ({spec.get('combine', 'all')}): {describe(spec['test'])}"
     table = spec.get("table", "")
     if kind == "count":
-        return f"{_threshold(spec)} {table}{_codes(spec.get('where'))} {within(spec['window'])}"
+        return f"{_threshold(spec)} {table}{rules.describe_codes(spec.get('where'))} {within(spec['window'])}"
     if kind == "reduction":
         return (
-            f"{table}{_codes(spec.get('where'))} in {window(spec['later'])} {_percent(spec)} fewer "
+            f"{table}{rules.describe_codes(spec.get('where'))} in {window(spec['later'])} {_percent(spec)} fewer "
             f"than in {window(spec['baseline'])} (a baseline of 0 needs 0)"
         )
     if kind == "spell":
@@ -116,12 +105,12 @@ def describe(node: Node) -> str:
             if "covers" in spec
             else f"covering any day of {window(spec['overlaps'])}"
         )
-        return f"{_a(table)} spell{_codes(spec.get('where'))} {when}"
+        return f"{_a(table)} spell{rules.describe_codes(spec.get('where'))} {when}"
     if kind == "spell_open":
-        return f"{_a(table)} episode{_codes(spec.get('where'))} open at E that started at least {_period(spec['since'])} before E"
+        return f"{_a(table)} episode{rules.describe_codes(spec.get('where'))} open at E that started at least {_period(spec['since'])} before E"
     if kind == "spell_completed":
         return (
-            f"{_a(table)} episode{_codes(spec.get('where'))} that ended{_codes(spec.get('ended_with'))} "
+            f"{_a(table)} episode{rules.describe_codes(spec.get('where'))} that ended{rules.describe_codes(spec.get('ended_with'))} "
             f"after A and at least {_period(spec['since'])} before E, with no later episode"
         )
     if kind == "term_rate":

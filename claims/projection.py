@@ -44,7 +44,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +52,7 @@ import xlsxwriter
 from sqlalchemy import Engine
 
 import warehouse
+from claims import evaluation
 from claims.outputs import Formats, WrittenFile, csv_text, money_value, write_bytes
 from claims.render import render
 from claims.settings import Settings
@@ -88,11 +88,11 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = "1"
-DEFAULT_LOOKBACK_MONTHS = 6
-"""Months of claims the run rate averages (should become a setting)."""
-DEFAULT_MIN_HISTORY = 50
+DEFAULT_LOOKBACK_MONTHS: int = Settings.model_fields["run_rate_months"].default
+"""Months of claims the run rate averages (the setting ``run_rate_months``)."""
+DEFAULT_MIN_HISTORY: int = Settings.model_fields["min_history"].default
 """Fewer claimed families than this with a known attachment date: the pipeline falls back
-(should become a setting)."""
+(the setting ``min_history``)."""
 
 PIPELINE_STATUSES = ("claimable", "pending", "unknown", "not_met")
 """Evaluation statuses of attached, eligible families not yet claimed: the live pipeline."""
@@ -575,15 +575,8 @@ class Projection:
             "plan": {"name": self.plan_name, "hash": self.plan_hash},
             "evaluation_run_id": self.evaluation_run_id,
             "load_batches": dict(self.load_batches or {}),
-            "software_version": _software_version(),
+            "software_version": evaluation.software_version(),
         }
-
-
-def _software_version() -> str:
-    try:
-        return metadata.version("tfclaims")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def _rate_text(rate: Fraction) -> str:
@@ -606,7 +599,7 @@ def build_projection(
     programme_end: dt.date,
     lookback_months: int = DEFAULT_LOOKBACK_MONTHS,
     min_history: int = DEFAULT_MIN_HISTORY,
-    payment_per_claim: Decimal = Decimal("800"),
+    payment_per_claim: Decimal = Settings.model_fields["payment_per_claim"].default,
 ) -> Projection:
     """Both projections, the monthly table, the headline figures and the pipeline by locality.
 
@@ -843,8 +836,6 @@ def gather_inputs(
     flagged: they are shown but do not count). Families: the Outcome Plan
     evaluated at E (the run is recorded, as every evaluation is).
     """
-    from claims import evaluation
-
     outcome = evaluation.evaluate(engine, as_of, plan_path)
     ev = outcome.families
     families = ev.select(
@@ -858,11 +849,10 @@ def gather_inputs(
     ).cast(FAMILY_COLUMNS)  # type: ignore[arg-type]
 
     parts: list[pl.DataFrame] = []
-    if "claims" in warehouse.loaded_tables(engine):
-        history = warehouse.read_table(engine, "claims").filter(pl.col("claimed_on") <= as_of)
-        fam = warehouse.read_table(engine, "families").select(
-            "family_id", "locality", "attached_on"
-        )
+    tables = outcome.sources.tables  # as the evaluation read them (families always is)
+    if "claims" in tables:
+        history = tables["claims"].filter(pl.col("claimed_on") <= as_of).collect()
+        fam = tables["families"].select("family_id", "locality", "attached_on").collect()
         parts.append(
             history.join(fam, on="family_id", how="left").select(
                 "family_id",
@@ -1201,7 +1191,7 @@ def _report_html(p: Projection, svg: bytes, override_dir: Path | None) -> str:
         pending_labels=labels,
         pending_rows=grid,
         payment_to_date=p.payment_to_date,
-        software_version=_software_version(),
+        software_version=evaluation.software_version(),
         month_name=lambda day: day.strftime("%B %Y") if day else "",
         e_label=p.as_of.strftime("%d %B %Y").lstrip("0"),
         end_label=p.programme_end.strftime("%d %B %Y").lstrip("0"),

@@ -27,7 +27,7 @@ from rules.loader import (
     load_plan,
     parse_plan,
 )
-from rules.model import Plan, check_plan
+from rules.model import Plan, check_plan, describe_codes
 from rules.reference import evaluate_family_reference, evaluate_reference, load_world
 from rules.results import (
     Basis,
@@ -68,6 +68,7 @@ __all__ = [
     "combine",
     "content_hash",
     "default_plan_path",
+    "describe_codes",
     "evaluate",
     "evaluate_family_reference",
     "evaluate_reference",

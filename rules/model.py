@@ -36,7 +36,7 @@ Every threshold, window, code and list lives in the plan file.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -95,6 +95,7 @@ __all__ = [
     "WeeksInWork",
     "Window",
     "check_plan",
+    "describe_codes",
     "iter_criteria",
     "node_spec",
     "primitive_name",
@@ -116,6 +117,13 @@ def _decimal(value: Any) -> Any:
 Num = Annotated[Decimal, BeforeValidator(_decimal)]
 Percent = Annotated[Decimal, BeforeValidator(_decimal), Field(ge=0, le=100)]
 Where = dict[str, list[str]]
+
+
+def describe_codes(where: Mapping[str, Sequence[str]] | None) -> str:
+    """A row filter in plain English, as it follows a table's name: " (kind ASB, offence)"."""
+    if not where:
+        return ""
+    return " (" + "; ".join(f"{c} {', '.join(v)}" for c, v in where.items()) + ")"
 
 
 class _Model(BaseModel):

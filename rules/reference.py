@@ -58,6 +58,7 @@ from rules.model import (
     WaitStep,
     WeeksInWork,
     Window,
+    describe_codes,
     node_spec,
     primitive_name,
     tables_read,
@@ -203,12 +204,6 @@ def _refs(table: str, rows: Iterable[Row]) -> tuple[RowRef, ...]:
     return tuple(sorted(RowRef(table, int(r["row_no"])) for r in rows))
 
 
-def _codes(where: Mapping[str, list[str]]) -> str:
-    if not where:
-        return ""
-    return " (" + "; ".join(f"{c} {', '.join(v)}" for c, v in where.items()) + ")"
-
-
 def _unknown(table: str, what: str) -> Result:
     return Result("unknown", what, figures={"missing": f"{table} never loaded"})
 
@@ -276,7 +271,7 @@ def count(spec: Count, ctx: Ctx) -> Result:
     figures.update(count=n, threshold=spec.describe_threshold())
     return Result(
         state,
-        f"{spec.table}{_codes(spec.where)} {window_text}",
+        f"{spec.table}{describe_codes(spec.where)} {window_text}",
         figures=figures,
         rows=_refs(spec.table, inside) + rows_extra,
     )
@@ -304,7 +299,7 @@ def reduction(spec: Reduction, ctx: Ctx) -> Result:
         figures["reduction_percent"] = ((b - n) * HUNDRED / b).quantize(Decimal("0.01"))
     return Result(
         "met" if met else "not_met",
-        f"{spec.table}{_codes(spec.where)} at least {spec.at_least_percent}% fewer in "
+        f"{spec.table}{describe_codes(spec.where)} at least {spec.at_least_percent}% fewer in "
         f"{spec.later.describe()} than in {spec.baseline.describe()}",
         figures=figures,
         rows=_refs(spec.table, base + later),
@@ -320,12 +315,12 @@ def spell(spec: Spell, ctx: Ctx) -> Result:
     if spec.covers is not None:
         d = ctx.anchor(spec.covers)
         hits = [r for r in spells if r[t.date or ""] <= d <= _spell_end(r, spec.table, ctx.e)]
-        what = f"{spec.table}{_codes(spec.where)} spell covering {spec.covers} ({d.isoformat()})"
+        what = f"{spec.table}{describe_codes(spec.where)} spell covering {spec.covers} ({d.isoformat()})"
     else:
         assert spec.overlaps is not None
         w = _window(ctx, spec.overlaps)
         hits = [r for r in spells if w.overlaps(r[t.date or ""], _spell_end(r, spec.table, ctx.e))]
-        what = f"{spec.table}{_codes(spec.where)} spell covering any day of " + (
+        what = f"{spec.table}{describe_codes(spec.where)} spell covering any day of " + (
             f"{spec.overlaps.describe()} {w}"
         )
     return Result(
@@ -343,7 +338,7 @@ def spell_open(spec: SpellOpen, ctx: Ctx) -> Result:
     t = TABLES[spec.table]
     since = spec.since.period
     cutoff = period_before(ctx.e, since)
-    what = f"{spec.table}{_codes(spec.where)} spell open at E and started on or before E - {since}"
+    what = f"{spec.table}{describe_codes(spec.where)} spell open at E and started on or before E - {since}"
     spells = ctx.rows(spec.table, spec.where)
     is_open = [r for r in spells if r[t.end or ""] is None or r[t.end or ""] >= ctx.e]
     long_enough = [r for r in is_open if r[t.date or ""] <= cutoff]
@@ -377,7 +372,7 @@ def spell_completed(spec: SpellCompleted, ctx: Ctx) -> Result:
         and not any(o is not r and o[start] >= r[end] for o in spells)
     ]
     what = (
-        f"{spec.table}{_codes(spec.where)} spell ended{_codes(spec.ended_with)} after A and "
+        f"{spec.table}{describe_codes(spec.where)} spell ended{describe_codes(spec.ended_with)} after A and "
         f"on or before E - {since}, with no later spell"
     )
     figures: dict[str, Figure] = {"ended_by": cutoff}
