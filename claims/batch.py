@@ -169,9 +169,9 @@ def _publish(staging: Path, folder: Path) -> None:
 
 
 def _sample_frame(lines: pl.DataFrame, seed: str, s: sampling.SamplingSettings) -> pl.DataFrame:
-    return sampling.draw_sample(
-        lines.select("family_id", "basis", "locality", "manual_override"), seed, s
-    )
+    # the columns the settings stratify by and the always-verify rules read
+    wanted = dict.fromkeys(["family_id", *s.strata, *(r.column for r in s.always)])
+    return sampling.draw_sample(lines.select([c for c in wanted if c in lines.columns]), seed, s)
 
 
 def _replay(

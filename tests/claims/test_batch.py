@@ -98,6 +98,27 @@ def test_prepare_takes_every_claimable_family(loaded: Engine, settings: Settings
     )
 
 
+def test_prepare_stratifies_by_the_configured_columns(loaded: Engine, settings: Settings) -> None:
+    """Strata are settings: a batch stratified by lead worker alone draws its sample so."""
+    settings = settings.model_copy(
+        update={"sampling": sampling.SamplingSettings(strata=("lead_worker",))}
+    )
+    batch.prepare(settings, loaded, WINDOW, seed="s2")
+    with warehouse.batch_reader(loaded, WINDOW) as tx:
+        lines = tx.lines()
+        sample = tx.sample()
+    frame = sampling.draw_sample(
+        lines.select("family_id", "lead_worker", "manual_override"),
+        "s2",
+        sampling.SamplingSettings(strata=("lead_worker",)),
+    )
+    lead = dict(lines.select("family_id", "lead_worker").iter_rows())
+    assert all(lead[f] == s for f, s in sample.select("family_id", "stratum").iter_rows())
+    assert sorted(sample.get_column("family_id").to_list()) == sorted(
+        frame.filter(pl.col("sampled")).get_column("family_id").to_list()
+    )
+
+
 def test_prepare_again_needs_replace(loaded: Engine, settings: Settings) -> None:
     batch.prepare(settings, loaded, WINDOW, seed="s1")
     with pytest.raises(warehouse.BatchError, match="already prepared"):
