@@ -22,6 +22,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import polars as pl
+from pydantic import ValidationError
 from sqlalchemy import Engine
 
 import rules
@@ -82,7 +83,11 @@ def sampling_settings(settings: Settings, rate: Decimal | None) -> sampling.Samp
     if rate is not None:
         ladder = tuple(sorted({rate, *(r for r in base.ladder if r > rate)}))
         base = base.model_copy(update={"rate": rate, "ladder": ladder})
-    return sampling.SamplingSettings.model_validate(base.model_dump())
+    try:  # model_copy does not validate
+        return sampling.SamplingSettings.model_validate(base.model_dump())
+    except ValidationError as exc:
+        message = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        raise warehouse.BatchError(f"--rate {rate}: {message}") from None
 
 
 # ----------------------------------------------------------------------------- evidence

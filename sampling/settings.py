@@ -27,7 +27,8 @@ class AlwaysRule(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str = Field(description="Shown in the sample as the reason rule:<name>.")
+    # the reason rule:<name> is stored in a 100-character column
+    name: str = Field(max_length=95, description="Shown in the sample as the reason rule:<name>.")
     column: str = Field(min_length=1)
     equals: bool | int | str = True
 
@@ -37,6 +38,14 @@ class AlwaysRule(BaseModel):
         if not _RULE_NAME.match(v):
             raise ValueError("rule name must be letters, digits, '_', '.' or '-' (no spaces)")
         return v
+
+
+_RATE_TEXT_MAX = 8  # rates are stored as written (sampling.rate_text) in 8-character columns
+
+
+def _check_written(rate: Decimal, what: str) -> None:
+    if len(format(rate, "f")) > _RATE_TEXT_MAX:
+        raise ValueError(f"{what} is stored as written: use at most {_RATE_TEXT_MAX} characters")
 
 
 def _default_rules() -> tuple[AlwaysRule, ...]:
@@ -72,6 +81,7 @@ class SamplingSettings(BaseModel):
     def _rate_in_unit_interval(cls, v: Decimal) -> Decimal:
         if not 0 < v <= 1:
             raise ValueError("rate must be greater than 0 and at most 1")
+        _check_written(v, "rate")
         return v
 
     @field_validator("strata")
@@ -94,6 +104,8 @@ class SamplingSettings(BaseModel):
             raise ValueError("ladder must be strictly increasing")
         if v[-1] != 1:
             raise ValueError("ladder must end at 1 (verify the whole stratum)")
+        for step in v:
+            _check_written(step, "every ladder step")
         return v
 
     @model_validator(mode="after")

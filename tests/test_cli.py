@@ -152,3 +152,26 @@ def test_bench_evaluate_rejects_bad_sizes(
     assert exc.value.code != 0
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:"), lines
+
+
+def test_a_rate_too_long_to_store_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from warehouse.synth import synthesise
+
+    synthesise(tmp_path / "x", families=30, seed=3)
+    db = f"sqlite:///{tmp_path / 'w.db'}"
+    try:
+        main(["load", str(tmp_path / "x"), "--database", db])
+    except SystemExit as exc:
+        assert not exc.code, capsys.readouterr().err
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main(
+            ["claim", "prepare", "--window", "2018-02", "--rate", "0.3333333333", "--database", db]
+        )
+    assert exc.value.code != 0
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [
+        "error: --rate 0.3333333333: rate is stored as written: use at most 8 characters"
+    ]

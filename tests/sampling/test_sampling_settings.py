@@ -160,3 +160,25 @@ def test_settings_round_trip_through_json() -> None:
     assert back == s
     assert [type(r.equals) for r in back.always] == [bool, int, str]
     assert back.rate == Decimal("0.35") and isinstance(back.rate, Decimal)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"rate": Decimal("0.3333333333")},
+        {"ladder": (Decimal("0.20"), Decimal("0.123456789"), Decimal("1"))},
+        {"always": ({"name": "x" * 96, "column": "manual_override"},)},
+    ],
+    ids=["rate", "ladder", "rule name"],
+)
+def test_settings_longer_than_the_batch_tables_store_are_refused(
+    settings: dict[str, object],
+) -> None:
+    """Rates are stored as written in 8 characters and rule:<name> in 100."""
+    with pytest.raises(ValidationError):
+        SamplingSettings.model_validate(settings)
+
+
+def test_settings_that_fit_are_accepted() -> None:
+    s = SamplingSettings(rate=Decimal("0.333333"), always=(AlwaysRule(name="x" * 95, column="c"),))
+    assert s.rate == Decimal("0.333333")
