@@ -44,6 +44,7 @@ from claims.documents import (
     SampledClaim,
 )
 from claims.render import csv_cell, plain_text, render
+from sampling import REASON_ESCALATION, REASON_RANDOM, RULE_PREFIX
 from warehouse import WarehouseError, atomic_writer, neutralise
 
 __all__ = [
@@ -119,8 +120,8 @@ _XLSX_CELL_LIMIT = 32_767
 _TRUNCATED = "\n... (truncated: the HTML evidence pack has the whole tree)"
 
 REASON_TEXT = {
-    "random": "random draw: ranked within its stratum by SHA-256 of seed:family_id",
-    "escalation": "escalation: added when its stratum's sample grew after failures",
+    REASON_RANDOM: "random draw: ranked within its stratum by SHA-256 of seed:family_id",
+    REASON_ESCALATION: "escalation: added when its stratum's sample grew after failures",
 }
 
 
@@ -156,8 +157,8 @@ def _member_name(m: Member) -> str:
 
 
 def _reason_text(reason: str) -> str:
-    if reason.startswith("rule:"):
-        return f"always-verify rule {reason.removeprefix('rule:')}"
+    if reason.startswith(RULE_PREFIX):
+        return f"always-verify rule {reason.removeprefix(RULE_PREFIX)}"
     return REASON_TEXT.get(reason, reason)
 
 

@@ -236,7 +236,7 @@ TABLES: tuple[Table, ...] = (
             Column(
                 "claim_window",
                 required=True,
-                pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
+                pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$",  # ASCII digits, as every number
                 pattern_hint="YYYY-MM",
             ),
             Column("basis", required=True, choices=("ssp", "ce")),

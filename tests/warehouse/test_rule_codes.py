@@ -192,6 +192,15 @@ CASES: tuple[Case, ...] = (
         "2017-13",
     ),
     Case(
+        "bad_format-non-ascii-digits",
+        "bad_format",
+        "claims",
+        ("0007,2017-10-01,2017-10,ssp", "0008,2017-10-01,\u0662\u0660\u0661\u0667-10,ce"),
+        3,
+        "claim_window",
+        "\u0662\u0660\u0661\u0667-10",
+    ),
+    Case(
         "too_long",
         "too_long",
         "offences",
