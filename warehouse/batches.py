@@ -37,7 +37,6 @@ from warehouse.models import (
     SampleMember,
     VerificationResult,
 )
-from warehouse.query import as_utc
 
 
 class BatchError(WarehouseError):
@@ -118,8 +117,8 @@ def _record(b: Any) -> BatchRecord:
         window=b.window,
         as_of=b.as_of,
         status=b.status,
-        created_at=as_utc(b.created_at),
-        finalised_at=as_utc(b.finalised_at) if b.finalised_at else None,
+        created_at=b.created_at,
+        finalised_at=b.finalised_at,
         evaluation_run_id=b.evaluation_run_id,
         plan_name=b.plan_name,
         plan_hash=b.plan_hash,
@@ -180,8 +179,7 @@ class BatchTx:
             .order_by(Escalation.id)
         ).all()
         return [
-            EscalationRecord(r[0], r[1], r[2], r[3], as_utc(r[4]), tuple(json.loads(r[5])))
-            for r in rows
+            EscalationRecord(r[0], r[1], r[2], r[3], r[4], tuple(json.loads(r[5]))) for r in rows
         ]
 
     def check_open(self) -> None:

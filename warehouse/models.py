@@ -41,6 +41,19 @@ NAMING = {
 }
 
 
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A moment in time, written in UTC. SQLite keeps no zone, so one read back without a zone
+    is given UTC (every moment this system writes is UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None or value.tzinfo is not None:
+            return value  # type: ignore[no-any-return]
+        return value.replace(tzinfo=dt.UTC)  # type: ignore[no-any-return]
+
+
 class ExactDecimal(TypeDecorator[Decimal]):
     """A decimal stored exactly: NUMERIC on PostgreSQL, canonical text on SQLite.
 
@@ -235,8 +248,8 @@ class LoadBatch(Base):
 
     __tablename__ = "load_batch"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     source_dir: Mapped[str] = mapped_column(Text)
     mode: Mapped[str] = mapped_column(String(16))
     contract_version: Mapped[int] = mapped_column(Integer)
@@ -272,7 +285,7 @@ class TableState(Base):
     __tablename__ = "table_state"
     table_name: Mapped[str] = mapped_column(String(32), primary_key=True)
     batch_id: Mapped[int] = mapped_column(ForeignKey("load_batch.id"))
-    loaded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    loaded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     row_count: Mapped[int] = mapped_column(BigInteger)
 
 
@@ -281,7 +294,7 @@ class EvaluationRun(Base):
 
     __tablename__ = "evaluation_run"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     as_of: Mapped[dt.date] = mapped_column(Date)
     plan_name: Mapped[str] = mapped_column(String(100))
     plan_hash: Mapped[str] = mapped_column(String(64))
@@ -331,8 +344,8 @@ class ClaimBatch(Base):
     window: Mapped[str] = mapped_column(String(7), unique=True)
     as_of: Mapped[dt.date] = mapped_column(Date)
     status: Mapped[str] = mapped_column(String(24))  # awaiting_verification | finalised
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    finalised_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    finalised_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     evaluation_run_id: Mapped[int] = mapped_column(ForeignKey("evaluation_run.id"))
     plan_name: Mapped[str] = mapped_column(String(100))
     plan_hash: Mapped[str] = mapped_column(String(64))
@@ -360,7 +373,7 @@ class ClaimLine(Base):
     evidence: Mapped[str] = mapped_column(Text)  # JSON: the evaluation's states for this family
     status: Mapped[str] = mapped_column(String(16))  # included | failed | submitted | withdrawn
     status_reason: Mapped[str | None] = mapped_column(Text)
-    status_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    status_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
 
 class SampleMember(Base):
@@ -375,7 +388,7 @@ class SampleMember(Base):
     hash: Mapped[str] = mapped_column(String(64))
     rank: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(String(100))  # random | escalation | rule:<name>
-    added_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    added_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
 
 class VerificationResult(Base):
@@ -390,7 +403,7 @@ class VerificationResult(Base):
     note: Mapped[str] = mapped_column(Text)
     auditor: Mapped[str] = mapped_column(String(200))
     checked_on: Mapped[dt.date] = mapped_column(Date)
-    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
 
 class Escalation(Base):
@@ -405,7 +418,7 @@ class Escalation(Base):
     from_rate: Mapped[str] = mapped_column(String(8))
     to_rate: Mapped[str] = mapped_column(String(8))
     failures: Mapped[int] = mapped_column(Integer)
-    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     added: Mapped[str] = mapped_column(Text)  # JSON list of family ids added
 
 

@@ -124,11 +124,6 @@ class BatchInfo:
     files: list[TableLoad]
 
 
-def as_utc(moment: dt.datetime) -> dt.datetime:
-    """SQLite drops the zone of a stored timestamp; every one written here is UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-
-
 def load_batches(engine: Engine, ids: list[int] | None = None) -> list[BatchInfo]:
     """Recorded load batches, newest first (all of them, or those in ``ids``)."""
     with Session(engine) as session:
@@ -138,8 +133,8 @@ def load_batches(engine: Engine, ids: list[int] | None = None) -> list[BatchInfo
         return [
             BatchInfo(
                 b.id,
-                as_utc(b.started_at),
-                as_utc(b.finished_at),
+                b.started_at,
+                b.finished_at,
                 b.source_dir,
                 b.mode,
                 b.rows_loaded,

@@ -13,7 +13,6 @@ from sqlalchemy import Engine, Row, Table, insert, select
 from warehouse.bulk import append_rows
 from warehouse.db import write_transaction
 from warehouse.models import EvaluationFamily, EvaluationRun
-from warehouse.query import as_utc
 
 RUN_FAMILY_COLUMNS: dict[str, pl.DataType] = {
     "family_id": pl.String(),
@@ -105,7 +104,7 @@ def record_evaluation(
 def _run_info(r: Row[Any]) -> RunInfo:
     return RunInfo(
         r.id,
-        as_utc(r.created_at),
+        r.created_at,
         r.as_of,
         r.plan_name,
         r.plan_hash,
