@@ -71,6 +71,7 @@ __all__ = [
     "ProjectionRun",
     "RunRate",
     "build_projection",
+    "chart_bytes",
     "cumulative_path",
     "default_as_of",
     "earliest_possible",
@@ -83,7 +84,6 @@ __all__ = [
     "pipeline_expectation",
     "run_projection",
     "run_rate",
-    "write_chart",
     "write_projection",
 ]
 
@@ -1028,12 +1028,9 @@ def _chart_figure(p: Projection) -> Any:
     return fig
 
 
-def write_chart(p: Projection, png: Path, svg: Path) -> tuple[WrittenFile, WrittenFile]:
-    """Write the chart of cumulative actual then projected claims against the quota.
-
-    PNG and SVG, fixed size, with no timestamp or software metadata and a
-    fixed SVG id salt, so the same projection gives the same bytes.
-    """
+def chart_bytes(p: Projection) -> tuple[bytes, bytes]:
+    """The chart as PNG and SVG: fixed size, with no timestamp or software metadata and a
+    fixed SVG id salt, so the same projection gives the same bytes."""
     import matplotlib
 
     with matplotlib.rc_context(
@@ -1047,10 +1044,7 @@ def write_chart(p: Projection, png: Path, svg: Path) -> tuple[WrittenFile, Writt
         png_buf, svg_buf = io.BytesIO(), io.BytesIO()
         fig.savefig(png_buf, format="png", dpi=120, metadata={"Software": None})
         fig.savefig(svg_buf, format="svg", metadata={"Date": None, "Creator": None, "Format": None})
-    return (
-        write_bytes(png, png_buf.getvalue(), private=False),
-        write_bytes(svg, svg_buf.getvalue(), private=False),
-    )
+    return png_buf.getvalue(), svg_buf.getvalue()
 
 
 # ---------------------------------------------------------------------------
@@ -1100,7 +1094,12 @@ def _pending_grid(p: Projection) -> tuple[list[str], list[tuple[str, list[int], 
     return labels, rows
 
 
-def _write_xlsx(path: Path, p: Projection) -> WrittenFile:
+def _write_xlsx(
+    path: Path,
+    p: Projection,
+    locality_rows: list[list[Any]],
+    pending: tuple[list[str], list[tuple[str, list[int], int]]],
+) -> WrittenFile:
     buffer = io.BytesIO()
     wb = xlsxwriter.Workbook(buffer, {"in_memory": True, "strings_to_formulas": False})
     wb.set_properties(
@@ -1130,10 +1129,11 @@ def _write_xlsx(path: Path, p: Projection) -> WrittenFile:
     hs.write_string(0, 1, "value", f.header)
     hs.set_column(0, 0, 48)
     hs.set_column(1, 1, 60)
-    for i, (label, value) in enumerate(p.headline_items(), start=1):
+    headline = p.headline_items()
+    for i, (label, value) in enumerate(headline, start=1):
         hs.write_string(i, 0, warehouse.neutralise(label), f.text)
         hs.write_string(i, 1, warehouse.neutralise(value), f.text)
-    r = len(p.headline_items()) + 1
+    r = len(headline) + 1
     hs.write_string(r, 0, "Results payments to date", f.text)
     hs.write_number(r, 1, float(p.payment_to_date), f.money)
     for m in p.methods:
@@ -1150,15 +1150,15 @@ def _write_xlsx(path: Path, p: Projection) -> WrittenFile:
     for col, name in enumerate(columns):
         ls.write_string(0, col, name, f.header)
         ls.set_column(col, col, 16)
-    for i, values in enumerate(_locality_rows(p), start=1):
+    for i, values in enumerate(locality_rows, start=1):
         ls.write_string(i, 0, warehouse.neutralise(str(values[0])), f.text)
         for col, value in enumerate(values[1:], start=1):
             if value is None:
                 ls.write_blank(i, col, None, f.integer)
             else:
                 ls.write_number(i, col, value, f.integer)
-    labels, grid = _pending_grid(p)
-    top = len(_locality_rows(p)) + 3
+    labels, grid = pending
+    top = len(locality_rows) + 3
     ls.write_string(
         top - 1, 0, "pending families by the month their outcomes could be met", f.title
     )
@@ -1173,8 +1173,14 @@ def _write_xlsx(path: Path, p: Projection) -> WrittenFile:
     return write_bytes(path, buffer.getvalue(), private=False)
 
 
-def _report_html(p: Projection, svg: bytes, override_dir: Path | None) -> str:
-    labels, grid = _pending_grid(p)
+def _report_html(
+    p: Projection,
+    svg: bytes,
+    locality_rows: list[list[Any]],
+    pending: tuple[list[str], list[tuple[str, list[int], int]]],
+    override_dir: Path | None,
+) -> str:
+    labels, grid = pending
     run, pipe = p.method("run_rate"), p.method("pipeline")
     return render(
         REPORT_TEMPLATE,
@@ -1187,7 +1193,7 @@ def _report_html(p: Projection, svg: bytes, override_dir: Path | None) -> str:
         rate=_rate_text(p.run_rate.per_month),
         chart_src="data:image/svg+xml;base64," + base64.b64encode(svg).decode("ascii"),
         locality_columns=LOCALITY_COLUMNS,
-        locality_rows=_locality_rows(p),
+        locality_rows=locality_rows,
         pending_labels=labels,
         pending_rows=grid,
         payment_to_date=p.payment_to_date,
@@ -1213,14 +1219,17 @@ def write_projection(
     files[TABLE_CSV] = write_bytes(
         folder / TABLE_CSV, csv_text(TABLE_COLUMNS, _table_rows(p)).encode("utf-8"), private=False
     )
-    files[TABLE_XLSX] = _write_xlsx(folder / TABLE_XLSX, p)
-    files[CHART_PNG], files[CHART_SVG] = write_chart(p, folder / CHART_PNG, folder / CHART_SVG)
+    locality_rows, pending = _locality_rows(p), _pending_grid(p)
+    files[TABLE_XLSX] = _write_xlsx(folder / TABLE_XLSX, p, locality_rows, pending)
+    png, svg = chart_bytes(p)
+    files[CHART_PNG] = write_bytes(folder / CHART_PNG, png, private=False)
+    files[CHART_SVG] = write_bytes(folder / CHART_SVG, svg, private=False)
     files[LOCALITY_CSV] = write_bytes(
         folder / LOCALITY_CSV,
-        csv_text(LOCALITY_COLUMNS, _locality_rows(p)).encode("utf-8"),
+        csv_text(LOCALITY_COLUMNS, locality_rows).encode("utf-8"),
         private=False,
     )
-    html = _report_html(p, files[CHART_SVG].path.read_bytes(), override_dir)
+    html = _report_html(p, svg, locality_rows, pending, override_dir)
     files[REPORT_HTML] = write_bytes(folder / REPORT_HTML, html.encode("utf-8"), private=False)
     doc = p.document() | {"files": {name: w.sha256 for name, w in sorted(files.items())}}
     text = json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
