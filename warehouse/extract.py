@@ -102,12 +102,13 @@ def _read_csv(name: str, data: bytes) -> pl.DataFrame:
     if data.startswith(_COMPRESSED):
         raise ExtractError(f"{name}: looks compressed; extracts must be plain UTF-8 CSV")
     try:
-        text = data.decode("utf-8")
+        data.decode("utf-8")  # checked, not kept: polars reads the bytes
     except UnicodeDecodeError as exc:
         raise ExtractError(
             f"{name}: not valid UTF-8 at byte {exc.start} (save the extract as UTF-8)"
         ) from exc
-    _check_header(name, text)
+    end = data.find(b"\n")
+    _check_header(name, data[: end if end >= 0 else None].decode("utf-8"))
     try:
         return pl.read_csv(
             io.BytesIO(data),
@@ -122,14 +123,16 @@ def _read_csv(name: str, data: bytes) -> pl.DataFrame:
         raise ExtractError(f"{name}: not a well-formed CSV file ({reason[:160]})") from exc
 
 
-def _check_header(name: str, text: str) -> None:
+def _check_header(name: str, first_line: str) -> None:
     """Refuse a header that names a column twice (polars would rename the second)."""
-    first_line = text.split("\n", 1)[0]
     try:
         header = next(csv.reader([first_line]), [])
     except csv.Error:
         return  # polars reports the malformed header
-    names = list(header)  # names match exactly: "kind " is not "kind"
+    _refuse_repeats(name, header)  # names match exactly: "kind " is not "kind"
+
+
+def _refuse_repeats(name: str, names: list[str]) -> None:
     repeated = sorted({h for h in names if names.count(h) > 1})
     if repeated:
         raise ExtractError(f"{name}: column {', '.join(repeated)} appears more than once")
@@ -181,9 +184,7 @@ def _conform(name: str, table: Table, frame: pl.DataFrame) -> tuple[pl.DataFrame
             f"{name}: missing column{'s' if len(missing) > 1 else ''} "
             f"{', '.join(missing)} (column names must match the contract exactly{hint})"
         )
-    if len(set(columns)) != len(columns):  # a Parquet file can repeat a column name
-        dup = sorted({c for c in columns if columns.count(c) > 1})
-        raise ExtractError(f"{name}: column {', '.join(dup)} appears more than once")
+    _refuse_repeats(name, columns)  # a Parquet file can repeat a column name
     extra = tuple(c for c in columns if c not in table.column_names)
     stripped = [pl.col(c).str.strip_chars() for c in table.column_names]
     frame = frame.select(stripped).with_columns(
