@@ -96,6 +96,13 @@ DEFAULT_MIN_HISTORY: int = Settings.model_fields["min_history"].default
 
 PIPELINE_STATUSES = ("claimable", "pending", "unknown", "not_met")
 """Evaluation statuses of attached, eligible families not yet claimed: the live pipeline."""
+_IN_PIPELINE = (
+    pl.col("attached")
+    & pl.col("eligible")
+    & pl.col("status").is_in(PIPELINE_STATUSES)
+    & pl.col("attached_on").is_not_null()
+)
+"""The families the pipeline projects: in the pipeline, attached on a known date."""
 
 CLAIM_COLUMNS: dict[str, pl.DataType] = {
     "family_id": pl.String(),
@@ -286,12 +293,7 @@ def _events_and_exposures(
         for m, a in claims.select("month", "attached_on").iter_rows()
         if a is not None
     ]
-    open_ = families.filter(
-        pl.col("attached")
-        & pl.col("eligible")
-        & pl.col("status").is_in(PIPELINE_STATUSES)
-        & pl.col("attached_on").is_not_null()
-    )
+    open_ = families.filter(_IN_PIPELINE)
     exposures = [max(0, e - month_index(a)) for a in open_.get_column("attached_on").to_list()]
     return lags, exposures
 
@@ -345,12 +347,7 @@ def pipeline_expectation(
     """
     e = month_index(as_of)
     h = hazard.sort("lag").get_column("hazard").to_list()
-    pipe = families.filter(
-        pl.col("attached")
-        & pl.col("eligible")
-        & pl.col("status").is_in(PIPELINE_STATUSES)
-        & pl.col("attached_on").is_not_null()
-    )
+    pipe = families.filter(_IN_PIPELINE)
     # families sharing attachment month, status and first possible month share a distribution
     groups = (
         pipe.with_columns(
@@ -631,10 +628,10 @@ def build_projection(
     )
 
     hazard = lag_hazard(claims, families, as_of)
-    lags, _ = _events_and_exposures(claims, families, as_of)
-    history_families = len(lags)
+    # claimed families with a known attachment date: the lags the hazard is estimated from
+    history_families = int(claims.get_column("attached_on").is_not_null().sum())
     fallback = history_families < min_history
-    expected = pipeline_expectation(families, hazard, as_of, end)
+    expected = None
     if fallback:
         pipe_path = run_path
         pipe_note = (
@@ -643,6 +640,7 @@ def build_projection(
             "so this method falls back to the run rate."
         )
     else:
+        expected = pipeline_expectation(families, hazard, as_of, end)
         by_month = expected.group_by("month").agg(pl.col("expected").sum())
         pipe_path = cumulative_path(
             to_date,
@@ -692,7 +690,7 @@ def build_projection(
     needed = (-(-still // months_left) if months_left else None) if still else 0
 
     table = _table(first, last, e, actual_cum, actual, pulled, run_path, pipe_path, quota)
-    by_locality, pending = _pipeline_view(families, expected if not fallback else None, as_of)
+    by_locality, pending = _pipeline_view(families, expected, as_of)
     notes = [pipe_note] if fallback else []
     notes.append(
         "Withdrawn claims are shown separately and do not count towards the quota."
