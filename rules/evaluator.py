@@ -127,6 +127,9 @@ _ROW_MASK = (1 << _ROW_BITS) - 1
 _ROW_KEY_BITS = _ROW_BITS + (len(ROW_TABLES) - 1).bit_length()  # a row key fits in these
 ROW_REF = pl.Struct({"table": ROW_TABLE_ENUM, "row_no": pl.Int64})
 _SWAP = pl.Series("swap", [CODES[negate(state)] for state in NAMES], dtype=CODE)
+# each code's position in STATE_ENUM: codes become states by a gather and a cast from
+# positions (replace_strict into an Enum costs over ten times as much)
+_ENUM_INDEX = pl.Series("enum_index", [STATES.index(state) for state in NAMES], dtype=pl.UInt32)
 _BIG = 1 << 20  # shifts day numbers to be positive in sort keys
 _ENGINE: Literal["in-memory", "streaming"] = "in-memory"
 _STREAM_FROM = 100_000  # attached families from which the source tables are read streaming
@@ -135,6 +138,11 @@ _STREAM_FROM = 100_000  # attached families from which the source tables are rea
 def _swap(e: pl.Expr) -> pl.Expr:
     """Swap met and not_met: the ``not`` of a state, and the bridge between all and any."""
     return pl.lit(_SWAP).gather(e.cast(pl.UInt32))
+
+
+def _state_enum(code: pl.Expr) -> pl.Expr:
+    """State codes as STATE_ENUM values."""
+    return pl.lit(_ENUM_INDEX).gather(code.cast(pl.UInt32)).cat.to(STATE_ENUM)
 
 
 def _code(code: int) -> pl.Expr:
@@ -2061,12 +2069,7 @@ def _assemble(
         code = pl.col(f"state:{k}").cast(CODE)
         if fill is not None:
             code = code.fill_null(fill)
-        named += [
-            code.replace_strict([0, 1, 2, 3], list(NAMES), return_dtype=STATE_ENUM).alias(
-                f"state:{k}"
-            ),
-            pl.col(f"earliest:{k}"),
-        ]
+        named += [_state_enum(code).alias(f"state:{k}"), pl.col(f"earliest:{k}")]
     figures = [pl.col(f"figure:{k}") for k in keys if out.keys[k].figure is not None]
     frame = frame.select(*columns, *named, *figures)
     # claimed before: the claims extract or a batch this system submitted; unknown without either
