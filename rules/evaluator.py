@@ -135,14 +135,19 @@ _ENGINE: Literal["in-memory", "streaming"] = "in-memory"
 _STREAM_FROM = 100_000  # attached families from which the source tables are read streaming
 
 
+def _by_code(table: pl.Series, code: pl.Expr) -> pl.Expr:
+    """``table``'s entry for each state code (a gather: codes are 0..3)."""
+    return pl.lit(table).gather(code.cast(pl.UInt32))
+
+
 def _swap(e: pl.Expr) -> pl.Expr:
     """Swap met and not_met: the ``not`` of a state, and the bridge between all and any."""
-    return pl.lit(_SWAP).gather(e.cast(pl.UInt32))
+    return _by_code(_SWAP, e)
 
 
 def _state_enum(code: pl.Expr) -> pl.Expr:
     """State codes as STATE_ENUM values."""
-    return pl.lit(_ENUM_INDEX).gather(code.cast(pl.UInt32)).cat.to(STATE_ENUM)
+    return _by_code(_ENUM_INDEX, code).cat.to(STATE_ENUM)
 
 
 def _code(code: int) -> pl.Expr:
