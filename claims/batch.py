@@ -40,7 +40,7 @@ from claims.documents import (
 )
 from claims.settings import Settings
 
-WINDOW_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+WINDOW_RE = re.compile(warehouse.WINDOW_PATTERN)
 
 # Output file names in a window's folder. The ones marked personal hold names.
 CLAIM_FILE = "mhclg-claim-file.csv"
@@ -56,7 +56,7 @@ PERSONAL = {VERIFICATION_XLSX, VERIFICATION_HTML, INSUFFICIENT_CSV}
 
 def parse_window(window: str) -> tuple[int, int]:
     """``YYYY-MM`` as (year, month), or a one-line error."""
-    m = WINDOW_RE.match(window)
+    m = WINDOW_RE.fullmatch(window)
     if not m:
         raise warehouse.WarehouseError(f"claim window {window!r} is not in the form YYYY-MM")
     return int(m.group(1)), int(m.group(2))

@@ -16,7 +16,7 @@ from warehouse.batches import (
     submitted_lines,
     withdraw,
 )
-from warehouse.contract import CONTRACT_VERSION, TABLES, Column, Table, table
+from warehouse.contract import CONTRACT_VERSION, TABLES, WINDOW_PATTERN, Column, Table, table
 from warehouse.db import current_revision, ensure_current, head_revision, make_engine, upgrade
 from warehouse.errors import ExtractError, WarehouseError
 from warehouse.load import LoadRejected, LoadResult, Progress, load_folder
@@ -62,6 +62,7 @@ __all__ = [
     "RunInfo",
     "Table",
     "TableLoad",
+    "WINDOW_PATTERN",
     "WarehouseError",
     "atomic_writer",
     "batch_reader",

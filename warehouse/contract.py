@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 CONTRACT_VERSION = 1
+# a claim window, YYYY-MM (ASCII digits, as every number): year and month are its groups
+WINDOW_PATTERN = r"^([0-9]{4})-(0[1-9]|1[0-2])$"
 
 ColumnType = Literal["str", "date", "int", "decimal"]
 
@@ -236,7 +238,7 @@ TABLES: tuple[Table, ...] = (
             Column(
                 "claim_window",
                 required=True,
-                pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$",  # ASCII digits, as every number
+                pattern=WINDOW_PATTERN,
                 pattern_hint="YYYY-MM",
             ),
             Column("basis", required=True, choices=("ssp", "ce")),

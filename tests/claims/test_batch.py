@@ -244,3 +244,13 @@ def test_reimporting_recorded_results_is_a_no_op(ids: list[str], data: st.DataOb
     new, unchanged = batch._check_results("2018-02", again, lines, set(ids), existing)
     assert new == []
     assert unchanged == len({r["family_id"] for r in again})
+
+
+@pytest.mark.parametrize("window", ["２０１８-02", "2018-02\n", "2018-2", "2018-13", "18-02"])
+def test_parse_window_refuses_anything_but_ascii_yyyy_mm(window: str) -> None:
+    with pytest.raises(warehouse.WarehouseError, match="not in the form YYYY-MM"):
+        batch.parse_window(window)
+
+
+def test_parse_window_reads_year_and_month() -> None:
+    assert batch.parse_window("2018-02") == (2018, 2)
