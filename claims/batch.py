@@ -629,8 +629,7 @@ def finalise(settings: Settings, engine: Engine, window: str) -> StepResult:
                     )
                 )
             info = _info(settings, engine, b, s, at)
-            run = warehouse.evaluation_run(engine, b.evaluation_run_id)
-            eligible = run.eligible if run is not None else 0
+            eligible = warehouse.evaluation_run(engine, b.evaluation_run_id).eligible
             stats = _stats(eligible, lines, frame, results, settings, len(tx.escalations()))
             files = {
                 CLAIM_FILE: outputs.write_claim_file(

@@ -12,6 +12,7 @@ from sqlalchemy import Engine, Row, Table, insert, select
 
 from warehouse.bulk import append_rows
 from warehouse.db import write_transaction
+from warehouse.errors import WarehouseError
 from warehouse.models import EvaluationFamily, EvaluationRun
 
 RUN_FAMILY_COLUMNS: dict[str, pl.DataType] = {
@@ -125,8 +126,10 @@ def evaluation_runs(engine: Engine, limit: int = 20) -> list[RunInfo]:
     return [_run_info(r) for r in rows]
 
 
-def evaluation_run(engine: Engine, run_id: int) -> RunInfo | None:
-    """One evaluation run by id (None when there is none)."""
+def evaluation_run(engine: Engine, run_id: int) -> RunInfo:
+    """One evaluation run by id; a one-line error when there is none."""
     with engine.connect() as conn:
         row = conn.execute(select(EvaluationRun).where(EvaluationRun.id == run_id)).first()
-    return None if row is None else _run_info(row)
+    if row is None:
+        raise WarehouseError(f"evaluation run {run_id} is not in the warehouse")
+    return _run_info(row)

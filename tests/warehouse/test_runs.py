@@ -70,3 +70,19 @@ def test_a_failed_record_leaves_nothing(engine: Engine) -> None:
             families=bad,
         )
     assert warehouse.evaluation_runs(engine) == []
+
+
+def test_one_run_by_id(engine: Engine) -> None:
+    run = warehouse.record_evaluation(
+        engine,
+        as_of=dt.date(2018, 2, 28),
+        plan_name="phase2",
+        plan_hash="ab" * 32,
+        software_version="0.1.0",
+        load_batches={"families": 1},
+        families=_families(),
+    )
+    found = warehouse.evaluation_run(engine, run.id)
+    assert (found.id, found.eligible, found.as_of) == (run.id, 2, dt.date(2018, 2, 28))
+    with pytest.raises(warehouse.WarehouseError, match=f"evaluation run {run.id + 1} is not"):
+        warehouse.evaluation_run(engine, run.id + 1)
