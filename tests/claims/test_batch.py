@@ -246,7 +246,9 @@ def test_reimporting_recorded_results_is_a_no_op(ids: list[str], data: st.DataOb
     assert unchanged == len({r["family_id"] for r in again})
 
 
-@pytest.mark.parametrize("window", ["２０１８-02", "2018-02\n", "2018-2", "2018-13", "18-02"])
+@pytest.mark.parametrize(
+    "window", ["\uff12\uff10\uff11\uff18-02", "2018-02\n", "2018-2", "2018-13", "18-02"]
+)
 def test_parse_window_refuses_anything_but_ascii_yyyy_mm(window: str) -> None:
     with pytest.raises(warehouse.WarehouseError, match="not in the form YYYY-MM"):
         batch.parse_window(window)
