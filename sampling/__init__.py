@@ -15,16 +15,14 @@ selection without this software.
 from sampling.draw import (
     REASON_ESCALATION,
     REASON_RANDOM,
-    RULE_PREFIX,
     SAMPLE_SCHEMA,
     STRATUM_SEPARATOR,
     draw_sample,
-    rate_text,
     sample_hash,
     stratum_size,
 )
 from sampling.escalation import Escalated, EscalationStep, escalate
-from sampling.settings import AlwaysRule, SamplingSettings
+from sampling.settings import RULE_PREFIX, AlwaysRule, SamplingSettings, rate_text
 
 __all__ = [
     "REASON_ESCALATION",

@@ -17,11 +17,10 @@ from typing import Final
 
 import polars as pl
 
-from sampling.settings import AlwaysRule, SamplingSettings
+from sampling.settings import RULE_PREFIX, AlwaysRule, SamplingSettings, rate_text
 
 REASON_RANDOM: Final = "random"
 REASON_ESCALATION: Final = "escalation"
-RULE_PREFIX: Final = "rule:"
 STRATUM_SEPARATOR: Final = "|"
 
 SAMPLE_SCHEMA: Final = pl.Schema(
@@ -90,11 +89,6 @@ def stratum_size(n: int, rate: Decimal, min_per_stratum: int) -> int:
     if n == 0:
         return 0
     return min(n, max(min_per_stratum, math.ceil(Fraction(rate) * n)))
-
-
-def rate_text(rate: Decimal) -> str:
-    """A rate as the plain decimal string stored in the sample frame (never exponent form)."""
-    return format(rate, "f")
 
 
 def draw_sample(claims: pl.DataFrame, seed: str, settings: SamplingSettings) -> pl.DataFrame:

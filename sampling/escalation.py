@@ -11,8 +11,8 @@ from decimal import Decimal, InvalidOperation
 
 import polars as pl
 
-from sampling.draw import REASON_ESCALATION, SAMPLE_SCHEMA, rate_text, stratum_size
-from sampling.settings import SamplingSettings
+from sampling.draw import REASON_ESCALATION, SAMPLE_SCHEMA, stratum_size
+from sampling.settings import SamplingSettings, rate_text
 
 
 @dataclass(frozen=True, slots=True)

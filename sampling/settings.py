@@ -8,9 +8,14 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 from itertools import pairwise
-from typing import Self
+from typing import Final, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+RULE_PREFIX: Final = "rule:"
+# the widths the warehouse stores a sample's reason and a rate (as written) in
+REASON_WIDTH: Final = 100
+RATE_WIDTH: Final = 8
 
 _RULE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -27,8 +32,10 @@ class AlwaysRule(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    # the reason rule:<name> is stored in a 100-character column
-    name: str = Field(max_length=95, description="Shown in the sample as the reason rule:<name>.")
+    name: str = Field(
+        max_length=REASON_WIDTH - len(RULE_PREFIX),
+        description="Shown in the sample as the reason rule:<name>.",
+    )
     column: str = Field(min_length=1)
     equals: bool | int | str = True
 
@@ -40,12 +47,14 @@ class AlwaysRule(BaseModel):
         return v
 
 
-_RATE_TEXT_MAX = 8  # rates are stored as written (sampling.rate_text) in 8-character columns
+def rate_text(rate: Decimal) -> str:
+    """A rate as the plain decimal string stored in the sample frame (never exponent form)."""
+    return format(rate, "f")
 
 
 def _check_written(rate: Decimal, what: str) -> None:
-    if len(format(rate, "f")) > _RATE_TEXT_MAX:
-        raise ValueError(f"{what} is stored as written: use at most {_RATE_TEXT_MAX} characters")
+    if len(rate_text(rate)) > RATE_WIDTH:
+        raise ValueError(f"{what} is stored as written: use at most {RATE_WIDTH} characters")
 
 
 def _default_rules() -> tuple[AlwaysRule, ...]:

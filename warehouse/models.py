@@ -387,7 +387,8 @@ class SampleMember(Base):
     stratum: Mapped[str] = mapped_column(String(200))
     hash: Mapped[str] = mapped_column(String(64))
     rank: Mapped[int] = mapped_column(Integer)
-    reason: Mapped[str] = mapped_column(String(100))  # random | escalation | rule:<name>
+    # random | escalation | rule:<name>; width: sampling.settings.REASON_WIDTH
+    reason: Mapped[str] = mapped_column(String(100))
     added_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
 
@@ -415,6 +416,7 @@ class Escalation(Base):
         ForeignKey("claim_batch.id", ondelete="CASCADE"), index=True
     )
     stratum: Mapped[str] = mapped_column(String(200))
+    # rates as written; width: sampling.settings.RATE_WIDTH
     from_rate: Mapped[str] = mapped_column(String(8))
     to_rate: Mapped[str] = mapped_column(String(8))
     failures: Mapped[int] = mapped_column(Integer)
