@@ -781,10 +781,17 @@ class _Compiler:
         top, n_top, runner_up = pl.col("_top"), pl.col("_ntop"), pl.col("_runner")
         other_latest = pl.when((start == top) & (n_top == 1)).then(runner_up).otherwise(top)
         spells = self.rows(spec.table).filter(self.where(spec.where))
-        latest_starts = spells.group_by(subject).agg(
-            start.max().alias("_top"),
-            (start == start.max()).sum().alias("_ntop"),
-            pl.when(start < start.max()).then(start).max().alias("_runner"),
+        # the subject's latest start is put on every row first: an aggregate over an
+        # expression holding another aggregate (start == start.max()) is evaluated group
+        # by group, several times slower
+        latest_starts = (
+            spells.select(subject, start, start.max().over(subject).alias("_top"))
+            .group_by(subject)
+            .agg(
+                top.first(),
+                (start == top).sum().alias("_ntop"),
+                pl.when(start < top).then(start).max().alias("_runner"),
+            )
         )
         # a spell can matter only if it ended after A, or started after A (a later spell)
         self.touch(
