@@ -16,8 +16,8 @@ E, joined once to its subjects, and grouped once per subject level, with every
 leaf that reads it contributing conditional aggregates to the same
 ``group_by`` (``(cond).sum()``, ``when(cond).then(x).min()``). Primitives that
 need more than one pass (the most recent terms, the latest snapshot of each
-kind, "no later spell", weeks in work) build small derived frames keyed by
-subject. Everything above the leaves -- ``all``, ``any``, ``not``, rule steps,
+kind, "no later spell") build small derived frames keyed by subject; weeks in
+work is a numpy pass over the runs of weeks in work (``_best_windows``). Everything above the leaves -- ``all``, ``any``, ``not``, rule steps,
 effective dates, identification, eligibility, SSP, CE and claimability -- is
 column arithmetic on ``P`` and ``F``; per-person columns are combined into
 families by one reduction over ``P``'s runs of people (``_to_families``).
@@ -63,10 +63,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from itertools import pairwise
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import polars as pl
+from numpy.typing import NDArray
 from pydantic import BaseModel
 
 from rules.dates import Period, period_before
@@ -531,6 +532,16 @@ class _Compiler:
         """A derived frame read by several parts of the query, computed once (when compiling
         for real; a scouting compilation only looks)."""
         return frame if self.scouting else frame.collect(engine=_ENGINE).lazy()
+
+    def best_windows(
+        self, span: pl.LazyFrame, work: pl.LazyFrame, claims: pl.LazyFrame
+    ) -> pl.LazyFrame:
+        """:func:`_best_windows` of the frames (computed when compiling for real; a scouting
+        compilation only looks)."""
+        if self.scouting:
+            return pl.LazyFrame(schema=_BEST_SCHEMA)
+        frames = pl.collect_all([span, work, claims], engine=_ENGINE)
+        return _best_windows(*frames).lazy()
 
     def where(self, where: dict[str, list[str]] | None) -> pl.Expr:
         """A row filter: each column's value among its codes (built once per compilation)."""
@@ -1056,7 +1067,9 @@ class _Compiler:
                 (pl.col("_req") // 100_000).alias("_wk"),
                 (pl.col("_req") % 100_000).alias("_wm"),
                 (_week(pl.col("A")) + 1).alias("_first"),
-                pl.lit(_last_week(self.e), pl.Int64).alias("_last"),
+                pl.lit(_last_week_to_day((self.e - date(1970, 1, 1)).days), pl.Int64).alias(
+                    "_last"
+                ),
             )
             .with_columns((pl.col("_first") + pl.col("_wm") - 1 <= pl.col("_last")).alias("_fits"))
         )
@@ -1064,12 +1077,13 @@ class _Compiler:
         span = base.filter(pl.col("_req").is_not_null() & pl.col("_fits")).select(
             "_p", "_first", "_last", "_wk", "_wm"
         )
-        runs = self.keep(
-            _runs_in_work(
-                _merge(employment, "_p", te.date or ""), _merge(benefits, "_p", tb.date or ""), span
-            )
+        best = self.best_windows(
+            span,
+            employment.select(
+                "_p", _days(pl.col(te.date or "")).alias("_s"), _days(pl.col("_end")).alias("_e")
+            ),
+            benefits.select("_p", _days(start).alias("_s"), _days(pl.col("_end")).alias("_e")),
         )
-        best = _best_window(span, runs, self.keep)
         values = [
             pl.col("_req"),
             pl.col("_fits"),
@@ -1249,24 +1263,23 @@ def _week(d: pl.Expr) -> pl.Expr:
     return _week_of_day(_days(d))
 
 
-# Weeks of day numbers (days since 1970-01-01, a Thursday).
-def _week_of_day(n: pl.Expr) -> pl.Expr:
+# Weeks of day numbers (days since 1970-01-01, a Thursday), as numbers, arrays or expressions.
+_Days = TypeVar("_Days", int, NDArray[np.int64], pl.Expr)
+
+
+def _week_of_day(n: _Days) -> _Days:
     """The week holding day ``n``."""
     return (n + 3) // 7
 
 
-def _first_week_from_day(n: pl.Expr) -> pl.Expr:
+def _first_week_from_day(n: _Days) -> _Days:
     """The first week whose Monday is on or after day ``n``."""
     return (n + 9) // 7
 
 
-def _last_week_to_day(n: pl.Expr) -> pl.Expr:
+def _last_week_to_day(n: _Days) -> _Days:
     """The last week whose Sunday is on or before day ``n``."""
     return (n - 3) // 7
-
-
-def _last_week(e: date) -> int:
-    return ((e - date(1970, 1, 1)).days - 3) // 7
 
 
 def _monday(w: pl.Expr) -> pl.Expr:
@@ -1277,209 +1290,127 @@ def _sunday(w: pl.Expr) -> pl.Expr:
     return (w * 7 + 3).cast(pl.Int32).cast(pl.Date)
 
 
-def _merge(rows: pl.LazyFrame, key: str, start: str) -> pl.LazyFrame:
-    """Merge each subject's spells that overlap or touch into disjoint spans (_s, _e).
+_BEST_SCHEMA = {"_p": pl.UInt32, "_best": pl.Int64, "_start": pl.Int64, "_shown": pl.Int64}
+_LOW = (1 << 32) - 1
 
-    One global pass: after sorting, each subject's days are shifted into its own
-    range (subject number * 2**32), so a running maximum never crosses subjects.
+
+def _at(i: NDArray[np.int64], x: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Person ``i``'s day or week ``x`` as one sortable number (people in order, then x)."""
+    at: NDArray[np.int64] = i * (1 << 32) + (x + _BIG)
+    return at
+
+
+def _best_windows(span: pl.DataFrame, work: pl.DataFrame, claims: pl.DataFrame) -> pl.DataFrame:
+    """Weeks in work, per person of ``span`` (``_p``; weeks ``_first``..``_last``; ``_wk``
+    weeks needed out of ``_wm``): the most weeks in work in any window of ``_wm`` weeks inside
+    the span (``_best``), and the window the reference evaluator reports (``_start``, with
+    ``_shown`` weeks in work in it): the first with ``_wk`` weeks, else the first with the most.
+
+    ``work`` and ``claims`` are employment and out-of-work spells (``_p``, day numbers ``_s``
+    and ``_e``). A week is in work when merged employment covers its seven days and no
+    out-of-work spell touches any of them. The weeks in work come in runs, and the work
+    follows the number of spells, not of weeks:
+
+    * the runs: the employment spells are merged, and each person's full weeks of
+      employment and weeks touched by a claim are swept in one sorted pass of their starts
+      and ends, counting how many of each are open;
+    * the count f(c) of weeks in work in the window starting at week c changes by at most
+      one from one c to the next, and its slope changes only where c or c + m meets a run's
+      start or end: at rs - m, rs, re - m + 1 and re + 1. Evaluated at those points
+      (clamped to the windows that fit), f gives the maximum; the first window with
+      min(k, maximum) weeks is the first such point or lies up the slope from the point
+      before it.
     """
-    ordered = rows.select(
-        key, _days(pl.col(start)).alias("_s"), _days(pl.col("_end")).alias("_e")
-    ).sort(key, "_s")
-    subject = (pl.col(key) != pl.col(key).shift(1)).fill_null(True)
-    offset = subject.cum_sum() * (1 << 32)
-    reach = (pl.col("_e") + offset).cum_max().shift(1)
-    run = (reach.is_null() | (pl.col("_s") + offset > reach + 1)).cum_sum()
-    return (
-        ordered.with_columns(run.alias("_run"))
-        .group_by("_run")
-        .agg(pl.col(key).first(), pl.col("_s").min(), pl.col("_e").max())
-        .drop("_run")
+    p = span.get_column("_p")
+    first, last, k, m = (
+        span.get_column(c).to_numpy().astype(np.int64) for c in ("_first", "_last", "_wk", "_wm")
     )
+    n = len(p)
+    if not n:
+        return pl.DataFrame(schema=_BEST_SCHEMA)
+    # span rows are people 0..n-1; ``who`` finds a _p's number
+    subjects = p.to_numpy().astype(np.int64)
+    who = np.full(int(subjects.max()) + 1, -1, dtype=np.int64)
+    who[subjects] = np.arange(n)
 
+    def spells(
+        frame: pl.DataFrame,
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+        """The spells of people in the span: person number, start and end day."""
+        q = frame.get_column("_p").to_numpy().astype(np.int64)
+        i = np.where(q < len(who), who[np.minimum(q, len(who) - 1)], -1)
+        ours = i >= 0
+        s, e = (frame.get_column(c).to_numpy().astype(np.int64)[ours] for c in ("_s", "_e"))
+        return i[ours], s, e
 
-def _previous(column: str, key: str) -> pl.Expr:
-    """The previous row's value within the same ``key`` (rows sorted by key)."""
-    return pl.when(pl.col(key) == pl.col(key).shift(1)).then(pl.col(column).shift(1))
-
-
-def _runs_in_work(work: pl.LazyFrame, claims: pl.LazyFrame, span: pl.LazyFrame) -> pl.LazyFrame:
-    """Runs of weeks in work (_rs.._re) within each person's span of weeks.
-
-    Weeks in work come in runs: the full weeks inside merged employment, minus every
-    week that an out-of-work spell touches. Work with runs (intervals of week numbers),
-    never with single weeks, so the cost follows the number of spells, not of weeks.
-    The spells are merged (disjoint, so sorted by start they are sorted by end too):
-    the weeks free of out-of-work spells are the gaps between consecutive spells'
-    weeks, and after the last one.
-    """
-    bounds = span.select("_p", "_first", "_last")
-    worked = (
-        work.join(bounds, on="_p", how="inner")
-        .select(
-            "_p",
-            pl.max_horizontal(_first_week_from_day(pl.col("_s")), pl.col("_first")).alias("_ws"),
-            pl.min_horizontal(_last_week_to_day(pl.col("_e")), pl.col("_last")).alias("_we"),
-        )
-        .filter(pl.col("_ws") <= pl.col("_we"))
+    # employment spells that overlap or touch merge: sorted, a running maximum of the ends
+    wi, ws, we = spells(work)
+    order = np.lexsort((ws, wi))
+    wi, ws, we = wi[order], ws[order], we[order]
+    if len(wi):
+        reach = np.maximum.accumulate(_at(wi, we))
+        merged = np.flatnonzero(np.r_[True, _at(wi, ws)[1:] > reach[:-1] + 1])
+        wi, ws, we = wi[merged], ws[merged], np.maximum.reduceat(we, merged)
+    wa, wb = (
+        np.maximum(_first_week_from_day(ws), first[wi]),
+        np.minimum(_last_week_to_day(we), last[wi]),
     )
-    touched = (
-        claims.join(bounds, on="_p", how="inner")
-        .select(
-            "_p",
-            "_first",
-            "_last",
-            _week_of_day(pl.col("_s")).alias("_bs"),
-            _week_of_day(pl.col("_e")).alias("_be"),
-        )
-        .sort("_p", "_bs")
+    ci, cs, ce = spells(claims)
+    ca, cb = np.maximum(_week_of_day(cs), first[ci]), np.minimum(_week_of_day(ce), last[ci])
+    # the sweep: +1/-1 where a run of weeks employed (claimed) starts/ends
+    okw, okc = wa <= wb, ca <= cb
+    nw, nc = int(okw.sum()), int(okc.sum())
+    at = np.concatenate(
+        [_at(wi, wa)[okw], _at(wi, wb + 1)[okw], _at(ci, ca)[okc], _at(ci, cb + 1)[okc]]
     )
-    gaps = pl.concat(
-        [
-            touched.select(
-                "_p",
-                (_previous("_be", "_p") + 1).fill_null(pl.col("_first")).alias("_fs"),
-                (pl.col("_bs") - 1).alias("_fe"),
-            ),
-            touched.group_by("_p").agg(
-                (pl.col("_be").max() + 1).alias("_fs"), pl.col("_last").first().alias("_fe")
-            ),
-            bounds.join(touched.select("_p"), on="_p", how="anti").select(
-                "_p", pl.col("_first").alias("_fs"), pl.col("_last").alias("_fe")
-            ),
-        ],
-        how="vertical_relaxed",
-    ).filter(pl.col("_fs") <= pl.col("_fe"))
-    return (
-        worked.join(gaps, on="_p", how="inner")
-        .select(
-            "_p",
-            pl.max_horizontal("_ws", "_fs").alias("_rs"),
-            pl.min_horizontal("_we", "_fe").alias("_re"),
-        )
-        .filter(pl.col("_rs") <= pl.col("_re"))
-    )
+    one = np.ones(1, dtype=np.int64)
+    employed = np.repeat(np.r_[one, -one, 0 * one], [nw, nw, 2 * nc])
+    claimed = np.repeat(np.r_[0 * one, one, -one], [2 * nw, nc, nc])
+    order = np.argsort(at, kind="stable")
+    at, employed, claimed = at[order], np.cumsum(employed[order]), np.cumsum(claimed[order])
+    in_work = (employed[:-1] > 0) & (claimed[:-1] == 0) & (at[1:] > at[:-1])
+    rs, length = at[:-1][in_work], (at[1:] - at[:-1])[in_work]
+    before = np.zeros(len(rs) + 1, dtype=np.int64)
+    np.cumsum(length, out=before[1:])
 
+    def weeks_before(x: NDArray[np.int64]) -> NDArray[np.int64]:
+        """Weeks in work before each ``_at`` number (counted over everyone before it: the
+        difference of two numbers of one person is that person's)."""
+        if not len(rs):
+            return np.zeros(len(x), dtype=np.int64)
+        j = np.searchsorted(rs, x, side="left") - 1
+        r = np.maximum(j, 0)
+        found: NDArray[np.int64] = np.where(j >= 0, before[r] + np.clip(x - rs[r], 0, length[r]), 0)
+        return found
 
-def _best_window(
-    span: pl.LazyFrame, runs: pl.LazyFrame, keep: Callable[[pl.LazyFrame], pl.LazyFrame]
-) -> pl.LazyFrame:
-    """Per person: the most weeks in work in any window of m weeks (``_best``), and the window
-    the reference evaluator reports (``_start``, with ``_shown`` weeks in work in it).
-
-    The count f(c) of weeks in work in the window starting at week c changes by at most
-    one from one c to the next, and its slope changes only where c or c + m meets a run's
-    start or end: at rs - m, rs, re - m + 1 and re + 1. Evaluated at those points (clamped
-    to the windows that fit), f gives the maximum, the first window reaching it and, when
-    some window has k weeks, the first window that does (found by walking up the slope
-    from the point before it).
-    """
-    last_start = pl.col("_last") - pl.col("_wm") + 1
-    by_run = runs.join(span, on="_p", how="inner")
-    points = pl.concat(
-        [
-            span.select("_p", pl.col("_first").alias("_c")),
-            span.select("_p", last_start.alias("_c")),
-            *[
-                by_run.select("_p", c.alias("_c"))
-                for c in (
-                    pl.col("_rs") - pl.col("_wm"),
-                    pl.col("_rs"),
-                    pl.col("_re") - pl.col("_wm") + 1,
-                    pl.col("_re") + 1,
-                )
-            ],
-        ]
-    )
-    first_of_person = (pl.col("_p") != pl.col("_p").shift(1)).fill_null(True)
-    candidates = (
-        points.join(span, on="_p", how="inner")
-        .select(
-            "_p",
-            "_wm",
-            "_wk",
-            pl.min_horizontal(pl.max_horizontal("_c", "_first"), last_start).alias("_c"),
-        )
-        .sort("_p", "_c")
-        .filter(first_of_person | (pl.col("_c") != pl.col("_c").shift(1)))
-    )
-    # weeks in work up to week x: the runs before the last run starting by x, and that
-    # run's weeks up to x (runs sorted by person and start, lengths summed per person)
-    length = pl.col("_re") - pl.col("_rs") + 1
-    summed = length.cum_sum()
-    cumulative = runs.sort("_p", "_rs").select(
-        "_p",
-        "_rs",
-        length.alias("_len"),
-        (summed - length - pl.when(first_of_person).then(summed - length).forward_fill()).alias(
-            "_before"
-        ),
-    )
-
-    def weeks_up_to(frame: pl.LazyFrame, x: pl.Expr, name: str) -> pl.LazyFrame:
-        return (
-            frame.with_columns(x.alias("_x"))
-            .join_asof(
-                cumulative,
-                left_on="_x",
-                right_on="_rs",
-                by="_p",
-                strategy="backward",
-                check_sortedness=False,
-            )
-            .with_columns(
-                pl.when(pl.col("_rs").is_null())
-                .then(0)
-                .otherwise(
-                    pl.col("_before") + (pl.col("_x") - pl.col("_rs") + 1).clip(0, pl.col("_len"))
-                )
-                .alias(name)
-            )
-            .drop("_x", "_rs", "_len", "_before")
-        )
-
-    counted = weeks_up_to(
-        weeks_up_to(candidates, pl.col("_c") + pl.col("_wm") - 1, "_upto_end"),
-        pl.col("_c") - 1,
-        "_upto_start",
-    ).select("_p", "_c", "_wk", (pl.col("_upto_end") - pl.col("_upto_start")).alias("_n"))
-    counted = keep(counted)
-    # from the point before: the first window with k weeks lies up the slope from it
-    before = _previous("_n", "_p")
-    walked = counted.with_columns(
-        pl.when(before.is_null())
-        .then(pl.col("_c"))
-        .otherwise(_previous("_c", "_p") + pl.col("_wk") - before)
-        .alias("_cross"),
-        pl.when(before.is_null()).then(pl.col("_n")).otherwise(pl.col("_wk")).alias("_cross_n"),
-    )
-    best = counted.group_by("_p").agg(pl.col("_n").max().alias("_best"), pl.col("_wk").first())
-    reached = (
-        walked.filter(pl.col("_n") >= pl.col("_wk"))
-        .group_by("_p")
-        .agg(pl.col("_cross").first(), pl.col("_cross_n").first())
-    )
-    first_best = (
-        walked.join(best.select("_p", "_best"), on="_p", how="inner")
-        .filter(pl.col("_n") == pl.col("_best"))
-        .group_by("_p")
-        .agg(pl.col("_c").first().alias("_arg"))
-    )
-    return (
-        best.join(reached, on="_p", how="left")
-        .join(first_best, on="_p", how="left")
-        .select(
-            "_p",
-            "_best",
-            pl.when(pl.col("_best") >= pl.col("_wk"))
-            .then(pl.col("_cross"))
-            .otherwise(pl.col("_arg"))
-            .alias("_start"),
-            pl.when(pl.col("_best") >= pl.col("_wk"))
-            .then(pl.col("_cross_n"))
-            .otherwise(pl.col("_best"))
-            .alias("_shown"),
-        )
+    # the points where f's slope can change, per person, clamped to the windows that fit
+    last_start = last - m + 1
+    run_of = rs >> 32
+    r0 = (rs & _LOW) - _BIG
+    r1, mr = r0 + length, m[run_of]  # r1: the first week after the run
+    everyone = np.arange(n)
+    who_c = np.concatenate([everyone, everyone, run_of, run_of, run_of, run_of])
+    c = np.concatenate([first, last_start, r0 - mr, r0, r1 - mr, r1])
+    c = np.minimum(np.maximum(c, first[who_c]), last_start[who_c])
+    points = np.sort(_at(who_c, c))
+    points = points[np.r_[True, points[1:] != points[:-1]]]
+    who_c, c = points >> 32, (points & _LOW) - _BIG
+    f = weeks_before(points + m[who_c]) - weeks_before(points)
+    starts = np.flatnonzero(np.r_[True, who_c[1:] != who_c[:-1]])  # everyone has points
+    most = np.maximum.reduceat(f, starts)
+    aim = np.minimum(k, most)
+    hits = np.flatnonzero(f >= aim[who_c])
+    j = hits[np.searchsorted(hits, starts)]  # each person's first point reaching aim
+    at_first = j == starts
+    prev = np.maximum(j - 1, 0)
+    return pl.DataFrame(
+        {
+            "_p": p,
+            "_best": most,
+            "_start": np.where(at_first, c[j], c[prev] + aim - f[prev]),
+            "_shown": np.where(at_first, f[j], aim),
+        },
+        schema=_BEST_SCHEMA,
     )
 
 
