@@ -1345,7 +1345,7 @@ def _best_windows(span: pl.DataFrame, work: pl.DataFrame, claims: pl.DataFrame) 
 
     # employment spells that overlap or touch merge: sorted, a running maximum of the ends
     wi, ws, we = spells(work)
-    order = np.lexsort((ws, wi))
+    order = np.argsort(_at(wi, ws))
     wi, ws, we = wi[order], ws[order], we[order]
     if len(wi):
         reach = np.maximum.accumulate(_at(wi, we))
@@ -1366,7 +1366,7 @@ def _best_windows(span: pl.DataFrame, work: pl.DataFrame, claims: pl.DataFrame) 
     one = np.ones(1, dtype=np.int64)
     employed = np.repeat(np.r_[one, -one, 0 * one], [nw, nw, 2 * nc])
     claimed = np.repeat(np.r_[0 * one, one, -one], [2 * nw, nc, nc])
-    order = np.argsort(at, kind="stable")
+    order = np.argsort(at)  # ties: only the state after the last of them is read
     at, employed, claimed = at[order], np.cumsum(employed[order]), np.cumsum(claimed[order])
     in_work = (employed[:-1] > 0) & (claimed[:-1] == 0) & (at[1:] > at[:-1])
     rs, length = at[:-1][in_work], (at[1:] - at[:-1])[in_work]
@@ -1760,7 +1760,10 @@ def _to_families(
         parts = [pl.DataFrame({"_f": pl.Series(f[block_starts + lo], dtype=pl.UInt32)})]
         for columns, reduce in ((ints, np.maximum), (floats, np.fmax)):
             if columns:
-                reduced = reduce.reduceat(block.select(**columns).to_numpy(), block_starts, axis=0)
+                # polars gives the matrix column by column (Fortran order): reduced along
+                # its rows, each column's runs are contiguous
+                matrix = block.select(**columns).to_numpy()
+                reduced = reduce.reduceat(matrix.T, block_starts, axis=1).T
                 parts.append(pl.DataFrame(reduced, schema=list(columns), orient="row"))
         if other:
             # P is sorted by _f: groups in order of first appearance are in block_starts order
