@@ -62,6 +62,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cache
 from itertools import pairwise
 from typing import Any, Literal, TypeVar
 
@@ -127,18 +128,27 @@ _ROW_BITS = 40
 _ROW_MASK = (1 << _ROW_BITS) - 1
 _ROW_KEY_BITS = _ROW_BITS + (len(ROW_TABLES) - 1).bit_length()  # a row key fits in these
 ROW_REF = pl.Struct({"table": ROW_TABLE_ENUM, "row_no": pl.Int64})
-_SWAP = pl.Series("swap", [CODES[negate(state)] for state in NAMES], dtype=CODE)
+_SWAP = pl.lit(pl.Series("swap", [CODES[negate(state)] for state in NAMES], dtype=CODE))
 # each code's position in STATE_ENUM: codes become states by a gather and a cast from
 # positions (replace_strict into an Enum costs over ten times as much)
-_ENUM_INDEX = pl.Series("enum_index", [STATES.index(state) for state in NAMES], dtype=pl.UInt32)
+_ENUM_INDEX = pl.lit(
+    pl.Series("enum_index", [STATES.index(state) for state in NAMES], dtype=pl.UInt32)
+)
 _BIG = 1 << 20  # shifts day numbers to be positive in sort keys
 _ENGINE: Literal["in-memory", "streaming"] = "in-memory"
 _STREAM_FROM = 100_000  # attached families from which the source tables are read streaming
 
 
-def _by_code(table: pl.Series, code: pl.Expr) -> pl.Expr:
+@cache
+def _typed(value: Any, dtype: pl.DataType | type[pl.DataType]) -> pl.Expr:
+    """A literal of a type, built once: a typed literal costs more to build than most of the
+    expressions around it, and a compilation needs the same few many times."""
+    return pl.lit(value, dtype)
+
+
+def _by_code(table: pl.Expr, code: pl.Expr) -> pl.Expr:
     """``table``'s entry for each state code (a gather: codes are 0..3)."""
-    return pl.lit(table).gather(code.cast(pl.UInt32))
+    return table.gather(code.cast(pl.UInt32))
 
 
 def _swap(e: pl.Expr) -> pl.Expr:
@@ -152,11 +162,11 @@ def _state_enum(code: pl.Expr) -> pl.Expr:
 
 
 def _code(code: int) -> pl.Expr:
-    return pl.lit(code, CODE)
+    return _typed(code, CODE)
 
 
 def _no_date() -> pl.Expr:
-    return pl.lit(None, pl.Date)
+    return _typed(None, pl.Date)
 
 
 def _days(d: pl.Expr) -> pl.Expr:
@@ -181,6 +191,7 @@ def _period_before(x: pl.Expr, period: Period) -> pl.Expr:
     return x.dt.offset_by(f"-{period.months}mo")
 
 
+@cache
 def _row_key(table: str) -> pl.Expr:
     return pl.lit(ROW_TABLES.index(table) << _ROW_BITS, pl.Int64) + pl.col("row_no").cast(pl.Int64)
 
@@ -474,6 +485,8 @@ class _Compiler:
 
     def define(self, level: Level, expr: pl.Expr) -> pl.Expr:
         """A column of the level's frame, computed after the columns it reads."""
+        if self.scouting:
+            return pl.col(self.name())  # a scouting compilation builds no frames
         frame = self.frames[level]
         roots = expr.meta.root_names()
         stage = 1 + max((frame.stage_of.get(r, 0) for r in roots), default=0)
@@ -965,8 +978,8 @@ class _Compiler:
         """``snapshot_total`` for every subject."""
         if self.missing(spec.table):
             return self.const(level, UNKNOWN)
-        total = self.total(level, spec.table, spec.window).fill_null(pl.lit(0, MONEY))
-        ok = total >= pl.lit(spec.at_least, MONEY)
+        total = self.total(level, spec.table, spec.window).fill_null(_typed(0, MONEY))
+        ok = total >= _typed(spec.at_least, MONEY)
         _, latest = self.latest(level, spec.table, spec.window)
         return self.node(
             level,
@@ -980,7 +993,7 @@ class _Compiler:
         """``snapshot_vs_baseline`` for every subject."""
         if self.missing(spec.table):
             return self.const(level, UNKNOWN)
-        zero = pl.lit(0, MONEY)
+        zero = _typed(0, MONEY)
         b = self.total(level, spec.table, spec.baseline).fill_null(zero)
         c = self.total(level, spec.table, spec.current).fill_null(zero)
         num, den = spec.at_most_percent.as_integer_ratio()
@@ -1055,7 +1068,7 @@ class _Compiler:
         # weeks in work are after A: only spells reaching A matter
         self.touch(oow.table, self.where(oow.where) & (pl.col("_end") >= pl.col("A")))
         self.touch(emp.table, self.where(emp.where) & (pl.col("_end") > pl.col("A")))
-        key = pl.lit(None, pl.Int64)
+        key = _typed(None, pl.Int64)
         for requirement in sorted(spec.requirements, key=lambda r: (r.weeks, r.out_of)):
             code = requirement.weeks * 100_000 + requirement.out_of
             key = pl.when(self.where(requirement.when)).then(pl.lit(code)).otherwise(key)
@@ -1201,8 +1214,8 @@ class _Compiler:
                     .otherwise(date_)
                 )
         decided = pl.coalesce(
-            [pl.when(s.is_not_null()).then(pl.lit(n, pl.Int8)) for n, s in enumerate(state_parts)]
-            + [pl.lit(len(layers), pl.Int8)]
+            [pl.when(s.is_not_null()).then(_typed(n, pl.Int8)) for n, s in enumerate(state_parts)]
+            + [_typed(len(layers), pl.Int8)]
         )
         leaves: list[Leaf] = []
         if final.leaves or any(ls for _, _, ls in layers):
