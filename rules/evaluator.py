@@ -32,8 +32,10 @@ attached families on, with the streaming engine), the plan is compiled for real
 and the subject frames are assembled: ``P`` (its aggregates, one ``group_by``
 per source in one ``collect_all``, then its columns), the family aggregates of
 ``P``, ``F`` in the same way, and the result. The evidence rows are gathered on
-a second thread meanwhile (below the streaming size; above it, after the
-result, so that the two do not add up in memory).
+a second thread meanwhile, in two halves: the leaves' rows kept by the people's
+conditions as soon as ``P`` is built, then by the families' conditions once ``F``
+is (below the streaming size; above it, after the result, so that the two do not
+add up in memory).
 
 States are small integer codes ordered as the ``all`` combination ranks them:
 met 0, unknown 1, pending 2, not_met 3, so ``all`` is the maximum; swapping met
@@ -1860,23 +1862,11 @@ def _spread(
     return out
 
 
-def _evidence(
-    c: _Compiler, out: _Plan, p_frame: pl.DataFrame, f_frame: pl.DataFrame
-) -> pl.DataFrame:
-    """The evidence rows of every family and key (numbered as in :func:`_row_keys`), sorted and
-    grouped by :func:`_grouped`; :func:`_spread` makes them one list column per key.
-
-    Each leaf's rows count for the subjects whose conditions hold (the step that settled
-    the rule, the people in scope, the key's context). Those conditions are evaluated on
-    P and F, and each leaf's rows are filtered by looking their subject up (P is numbered
-    by ``_p`` and families by ``_f``, so a lookup is a gather).
-    """
+def _person_evidence(c: _Compiler, p_frame: pl.DataFrame) -> pl.DataFrame:
+    """The first half of :func:`_evidence`, as soon as P is built: every evidence leaf's
+    rows, a person's rows kept where the person's conditions hold; ``_i`` the leaf (its
+    number among the leaves with a key), ``_f`` the family and ``_v`` the row key."""
     leaves = [leaf for leaf in c.leaves if leaf.key]
-    key_no = {k: i for i, k in enumerate(_row_keys(out))}
-    n_families = c.n_families
-    f_ok = f_frame.select(
-        "_f", *[_holds(leaf.f_conds).alias(f"_ok{i}") for i, leaf in enumerate(leaves)]
-    )
     p_ok = p_frame.select(
         "_f",
         *[
@@ -1885,31 +1875,50 @@ def _evidence(
             if leaf.level == "P"
         ],
     )
-    families = f_ok.get_column("_f").to_numpy().astype(np.int64)
-    family_of = p_ok.get_column("_f").to_numpy().astype(np.int64)
     parts: list[pl.LazyFrame] = []
     for i, leaf in enumerate(leaves):
-        holds = np.zeros(n_families, dtype=bool)  # by _f
-        holds[families] = f_ok.get_column(f"_ok{i}").to_numpy()
+        rows = leaf.frame
         if leaf.level == "P":
-            # by _p: the person's conditions and the family's
-            holds = p_ok.get_column(f"_ok{i}").to_numpy() & holds[family_of]
-        key = "_p" if leaf.level == "P" else "_f"
-        parts.append(
-            leaf.frame.filter(pl.lit(pl.Series(holds)).gather(pl.col(key))).select(
-                "_f", pl.col("_k").alias("_v"), pl.lit(key_no[leaf.key], pl.UInt32).alias("_key")
-            )
-        )
+            # by _p: the person's conditions
+            rows = rows.filter(pl.lit(p_ok.get_column(f"_ok{i}")).gather(pl.col("_p")))
+        parts.append(rows.select(pl.lit(i, pl.UInt32).alias("_i"), "_f", pl.col("_k").alias("_v")))
     if not parts:
-        parts.append(pl.LazyFrame(schema={"_f": pl.UInt32, "_v": pl.Int64, "_key": pl.UInt32}))
-    found = pl.concat(parts)
+        return pl.DataFrame(schema={"_i": pl.UInt32, "_f": pl.UInt32, "_v": pl.Int64})
+    return pl.concat(parts).collect(engine=_ENGINE)
+
+
+def _evidence(c: _Compiler, out: _Plan, found: pl.DataFrame, f_frame: pl.DataFrame) -> pl.DataFrame:
+    """The evidence rows of every family and key (numbered as in :func:`_row_keys`), sorted and
+    grouped by :func:`_grouped`; :func:`_spread` makes them one list column per key.
+
+    Each leaf's rows count for the subjects whose conditions hold (the step that settled
+    the rule, the people in scope, the key's context). Those conditions are evaluated on
+    P (:func:`_person_evidence` keeps a person's rows where they hold: ``found``) and on F,
+    where each leaf's rows are kept by looking their family up (families are numbered by
+    ``_f``, so a lookup is a gather).
+    """
+    leaves = [leaf for leaf in c.leaves if leaf.key]
+    key_no = {k: i for i, k in enumerate(_row_keys(out))}
+    n_families = c.n_families
+    f_ok = f_frame.select(
+        "_f", *[_holds(leaf.f_conds).alias(f"_ok{i}") for i, leaf in enumerate(leaves)]
+    )
+    # holds[i, f]: leaf i's family conditions for family f
+    holds = np.zeros((max(len(leaves), 1), n_families), dtype=bool)
+    if leaves:
+        holds[:, f_ok.get_column("_f").to_numpy()] = f_ok.drop("_f").to_numpy().T
+    leaf_no = found.get_column("_i").to_numpy()
+    keep = holds[leaf_no, found.get_column("_f").to_numpy()]
+    key_of = np.array([key_no[leaf.key] for leaf in leaves] or [0], dtype=np.uint32)
+    found = found.select("_f", "_v").with_columns(_key=key_of[leaf_no]).filter(keep)
+    rows = found.lazy()
     # a headline's outcome judged per indicator: the rows of every indicator's outcome
     also = {key_no[k]: key_no[h] for k, h in out.also.items() if k in key_no and h in key_no}
     if also:
-        found = pl.concat(
+        rows = pl.concat(
             [
-                found,
-                found.filter(pl.col("_key").is_in(list(also))).with_columns(
+                rows,
+                rows.filter(pl.col("_key").is_in(list(also))).with_columns(
                     pl.col("_key").replace_strict(also, return_dtype=pl.UInt32)
                 ),
             ]
@@ -1918,7 +1927,7 @@ def _evidence(
         (pl.col("_v") // (1 << _ROW_BITS)).cast(pl.UInt32).cat.to(ROW_TABLE_ENUM).alias("table"),
         (pl.col("_v") & _ROW_MASK).alias("row_no"),
     )
-    return _grouped(found, ref, _ROW_KEY_BITS, len(key_no), n_families)
+    return _grouped(rows, ref, _ROW_KEY_BITS, len(key_no), n_families)
 
 
 def _row_keys(out: _Plan) -> list[str]:
@@ -1984,33 +1993,17 @@ def _identified(frame: pl.LazyFrame, plan: Plan) -> pl.LazyFrame:
     )
 
 
-def _assemble(
-    c: _Compiler, plan: Plan, out: _Plan, keys: list[str], eligible: pl.Expr
-) -> pl.DataFrame:
-    """One row per family: attachment, claim fields, every state and date, people, evidence."""
-    # F columns: every key's state, date and figure
-    results: dict[str, pl.Expr] = {"_eligible": eligible}
-    for k in keys:
-        key = out.keys[k]
-        results[f"state:{k}"] = key.state
-        results[f"earliest:{k}"] = key.date if key.date is not None else _no_date()
-        if key.figure is not None:
-            results[f"figure:{k}"] = key.figure
-    leaves = [leaf for leaf in c.leaves if leaf.key]
-    p_needed = [
-        *[pl.col(column) for column, _ in c.p2f.values()],
-        *out.people.values(),
-        *[e for leaf in leaves for e in leaf.p_conds],
-    ]
-    p_frame = _frame(c, "P", c.p_base.collect(), p_needed)
-    f_base = c.f_base.collect()
-    if c.p2f:
-        people = _to_families(p_frame, c.p2f)
-        f_base = pl.concat(
-            [f_base, _align(f_base.get_column("_f"), people, "_f")], how="horizontal"
-        )
-    f_needed = [*results.values(), *[e for leaf in leaves for e in leaf.f_conds]]
-    f_frame = _frame(c, "F", f_base, f_needed)
+def _result(
+    c: _Compiler,
+    plan: Plan,
+    out: _Plan,
+    keys: list[str],
+    results: dict[str, pl.Expr],
+    f_frame: pl.DataFrame,
+) -> tuple[pl.LazyFrame, list[str], list[str], list[str]]:
+    """The result's query, one row per family (every family, attached or not): attachment,
+    claim fields, every key's state, date and figure; and its column names (the front,
+    the states and dates, the figures)."""
     computed = f_frame.lazy().select("_f", *[e.alias(n) for n, e in results.items()])
     # every family, in family_id order (_f numbers them so)
     frame = c.all_families.join(computed, on="_f", how="left", maintain_order="left")
@@ -2076,16 +2069,57 @@ def _assemble(
     ]
     states = [n for n in frame.collect_schema().names() if n.startswith(("state:", "earliest:"))]
     figure_names = [f"figure:{k}" for k in keys if out.keys[k].figure is not None]
+    return frame.select(*front, *states, *figure_names), front, states, figure_names
+
+
+def _assemble(
+    c: _Compiler, plan: Plan, out: _Plan, keys: list[str], eligible: pl.Expr
+) -> pl.DataFrame:
+    """One row per family: attachment, claim fields, every state and date, people, evidence."""
+    # F columns: every key's state, date and figure
+    results: dict[str, pl.Expr] = {"_eligible": eligible}
+    for k in keys:
+        key = out.keys[k]
+        results[f"state:{k}"] = key.state
+        results[f"earliest:{k}"] = key.date if key.date is not None else _no_date()
+        if key.figure is not None:
+            results[f"figure:{k}"] = key.figure
+    leaves = [leaf for leaf in c.leaves if leaf.key]
+    p_needed = [
+        *[pl.col(column) for column, _ in c.p2f.values()],
+        *out.people.values(),
+        *[e for leaf in leaves for e in leaf.p_conds],
+    ]
     # the evidence rows are gathered alongside (polars releases the GIL while it works),
-    # except for a large council, where the two working at once would add up in memory
+    # except for a large council, where the two working at once would add up in memory:
+    # the people's half as soon as P is built, the families' half after F
     with ThreadPoolExecutor(1) as pool:
-        evidence = None if c.big else pool.submit(_evidence, c, out, p_frame, f_frame)
-        result = frame.select(*front, *states, *figure_names).collect(engine=_ENGINE)
+        p_frame = _frame(c, "P", c.p_base.collect(), p_needed)
+        by_people = None if c.big else pool.submit(_person_evidence, c, p_frame)
+        f_base = c.f_base.collect()
+        if c.p2f:
+            people = _to_families(p_frame, c.p2f)
+            f_base = pl.concat(
+                [f_base, _align(f_base.get_column("_f"), people, "_f")], how="horizontal"
+            )
+        f_needed = [*results.values(), *[e for leaf in leaves for e in leaf.f_conds]]
+        f_frame = _frame(c, "F", f_base, f_needed)
+        evidence = (
+            None
+            if by_people is None
+            else pool.submit(_evidence, c, out, by_people.result(), f_frame)
+        )
+        query, front, states, figure_names = _result(c, plan, out, keys, results, f_frame)
+        result = query.collect(engine=_ENGINE)
         extra = [
             people.alias(f"people:{k}")
             for k, people in _people(out, p_frame, result.height).items()
         ]
-        grouped = _evidence(c, out, p_frame, f_frame) if evidence is None else evidence.result()
+        grouped = (
+            _evidence(c, out, _person_evidence(c, p_frame), f_frame)
+            if evidence is None
+            else evidence.result()
+        )
     # evidence where the key has a state (a non-attached family: no rows), null elsewhere
     row_keys = _row_keys(out)
     shown = result.select(
