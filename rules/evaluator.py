@@ -2092,10 +2092,12 @@ def _assemble(
     ]
     # the evidence rows are gathered alongside (polars releases the GIL while it works),
     # except for a large council, where the two working at once would add up in memory:
-    # the people's half as soon as P is built, the families' half after F
+    # the people's half as soon as P is built, the families' half after F; the lists of
+    # people who identified indicators in between
     with ThreadPoolExecutor(1) as pool:
         p_frame = _frame(c, "P", c.p_base.collect(), p_needed)
         by_people = None if c.big else pool.submit(_person_evidence, c, p_frame)
+        who = None if c.big else pool.submit(_people, out, p_frame, c.n_families)
         f_base = c.f_base.collect()
         if c.p2f:
             people = _to_families(p_frame, c.p2f)
@@ -2111,10 +2113,8 @@ def _assemble(
         )
         query, front, states, figure_names = _result(c, plan, out, keys, results, f_frame)
         result = query.collect(engine=_ENGINE)
-        extra = [
-            people.alias(f"people:{k}")
-            for k, people in _people(out, p_frame, result.height).items()
-        ]
+        people_lists = _people(out, p_frame, result.height) if who is None else who.result()
+        extra = [people.alias(f"people:{k}") for k, people in people_lists.items()]
         grouped = (
             _evidence(c, out, _person_evidence(c, p_frame), f_frame)
             if evidence is None
