@@ -17,9 +17,10 @@ leaf that reads it contributing conditional aggregates to the same
 ``group_by`` (``(cond).sum()``, ``when(cond).then(x).min()``). Primitives that
 need more than one pass (the most recent terms, the latest snapshot of each
 kind, "no later spell") build small derived frames keyed by subject; weeks in
-work is a numpy pass over the runs of weeks in work (``_best_windows``). Everything above the leaves -- ``all``, ``any``, ``not``, rule steps,
-effective dates, identification, eligibility, SSP, CE and claimability -- is
-column arithmetic on ``P`` and ``F``; per-person columns are combined into
+work is a numpy pass over the runs of weeks in work (``_best_windows``).
+Everything above the leaves -- ``all``, ``any``, ``not``, rule steps, effective
+dates, identification, eligibility, SSP, CE and claimability -- is column
+arithmetic on ``P`` and ``F``; per-person columns are combined into
 families by one reduction over ``P``'s runs of people (``_to_families``).
 
 How it runs
@@ -61,12 +62,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
 from itertools import pairwise
-from typing import Any, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar, cast
 
 import numpy as np
 import polars as pl
@@ -555,7 +556,10 @@ class _Compiler:
         compilation only looks)."""
         if self.scouting:
             return pl.LazyFrame(schema=_BEST_SCHEMA)
-        frames = pl.collect_all([span, work, claims], engine=_ENGINE)
+        people = span.select("_p")
+        frames = pl.collect_all(
+            [span, *[f.join(people, on="_p", how="semi") for f in (work, claims)]], engine=_ENGINE
+        )
         return _best_windows(*frames).lazy()
 
     def where(self, where: dict[str, list[str]] | None) -> pl.Expr:
@@ -1305,7 +1309,12 @@ def _sunday(w: pl.Expr) -> pl.Expr:
     return (w * 7 + 3).cast(pl.Int32).cast(pl.Date)
 
 
-_BEST_SCHEMA = {"_p": pl.UInt32, "_best": pl.Int64, "_start": pl.Int64, "_shown": pl.Int64}
+_BEST_SCHEMA = {
+    "_p": pl.get_index_type(),  # as P numbers people
+    "_best": pl.Int64,
+    "_start": pl.Int64,
+    "_shown": pl.Int64,
+}
 _LOW = (1 << 32) - 1
 
 
@@ -1775,9 +1784,9 @@ def _to_families(
         parts = [pl.DataFrame({"_f": pl.Series(f[block_starts + lo], dtype=pl.UInt32)})]
         for columns, reduce in ((ints, np.maximum), (floats, np.fmax)):
             if columns:
-                # polars gives the matrix column by column (Fortran order): reduced along
-                # its rows, each column's runs are contiguous
-                matrix = block.select(**columns).to_numpy()
+                # the matrix column by column (Fortran order), reduced along its rows:
+                # each column's runs are contiguous
+                matrix = block.select(**columns).to_numpy(order="fortran")
                 reduced = reduce.reduceat(matrix.T, block_starts, axis=1).T
                 parts.append(pl.DataFrame(reduced, schema=list(columns), orient="row"))
         if other:
@@ -1862,11 +1871,10 @@ def _spread(
     return out
 
 
-def _person_evidence(c: _Compiler, p_frame: pl.DataFrame) -> pl.DataFrame:
+def _person_evidence(leaves: Sequence[Leaf], p_frame: pl.DataFrame) -> pl.DataFrame:
     """The first half of :func:`_evidence`, as soon as P is built: every evidence leaf's
     rows, a person's rows kept where the person's conditions hold; ``_i`` the leaf (its
-    number among the leaves with a key), ``_f`` the family and ``_v`` the row key."""
-    leaves = [leaf for leaf in c.leaves if leaf.key]
+    number in ``leaves``, the leaves with a key), ``_f`` the family and ``_v`` the row key."""
     p_ok = p_frame.select(
         "_f",
         *[
@@ -1887,7 +1895,13 @@ def _person_evidence(c: _Compiler, p_frame: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(parts).collect(engine=_ENGINE)
 
 
-def _evidence(c: _Compiler, out: _Plan, found: pl.DataFrame, f_frame: pl.DataFrame) -> pl.DataFrame:
+def _evidence(
+    c: _Compiler,
+    out: _Plan,
+    leaves: Sequence[Leaf],
+    found: pl.DataFrame,
+    f_frame: pl.DataFrame,
+) -> pl.DataFrame:
     """The evidence rows of every family and key (numbered as in :func:`_row_keys`), sorted and
     grouped by :func:`_grouped`; :func:`_spread` makes them one list column per key.
 
@@ -1897,7 +1911,6 @@ def _evidence(c: _Compiler, out: _Plan, found: pl.DataFrame, f_frame: pl.DataFra
     where each leaf's rows are kept by looking their family up (families are numbered by
     ``_f``, so a lookup is a gather).
     """
-    leaves = [leaf for leaf in c.leaves if leaf.key]
     key_no = {k: i for i, k in enumerate(_row_keys(out))}
     n_families = c.n_families
     f_ok = f_frame.select(
@@ -1910,8 +1923,8 @@ def _evidence(c: _Compiler, out: _Plan, found: pl.DataFrame, f_frame: pl.DataFra
     leaf_no = found.get_column("_i").to_numpy()
     keep = holds[leaf_no, found.get_column("_f").to_numpy()]
     key_of = np.array([key_no[leaf.key] for leaf in leaves] or [0], dtype=np.uint32)
-    found = found.select("_f", "_v").with_columns(_key=key_of[leaf_no]).filter(keep)
-    rows = found.lazy()
+    rows = found.select("_f", "_v").with_columns(_key=key_of[leaf_no]).filter(keep).lazy()
+    del holds, keep, leaf_no  # before the sort
     # a headline's outcome judged per indicator: the rows of every indicator's outcome
     also = {key_no[k]: key_no[h] for k, h in out.also.items() if k in key_no and h in key_no}
     if also:
@@ -2072,6 +2085,22 @@ def _result(
     return frame.select(*front, *states, *figure_names), front, states, figure_names
 
 
+T = TypeVar("T")
+
+
+class _Later(Generic[T]):
+    """A call made when its result is first asked for (in the caller's thread)."""
+
+    def __init__(self, fn: Callable[..., T], *args: Any) -> None:
+        self._call: Callable[[], T] | None = lambda: fn(*args)
+        self._value: T | None = None
+
+    def result(self) -> T:
+        if self._call is not None:
+            self._value, self._call = self._call(), None
+        return cast(T, self._value)
+
+
 def _assemble(
     c: _Compiler, plan: Plan, out: _Plan, keys: list[str], eligible: pl.Expr
 ) -> pl.DataFrame:
@@ -2090,14 +2119,15 @@ def _assemble(
         *out.people.values(),
         *[e for leaf in leaves for e in leaf.p_conds],
     ]
-    # the evidence rows are gathered alongside (polars releases the GIL while it works),
-    # except for a large council, where the two working at once would add up in memory:
-    # the people's half as soon as P is built, the families' half after F; the lists of
-    # people who identified indicators in between
+    # the evidence rows are gathered alongside (polars releases the GIL while it works):
+    # the people's half as soon as P is built, the families' half after F, and the lists
+    # of people who identified indicators in between; for a large council, after the
+    # result, so that the two do not add up in memory
     with ThreadPoolExecutor(1) as pool:
+        run: Callable[..., _Later[Any] | Future[Any]] = _Later if c.big else pool.submit
         p_frame = _frame(c, "P", c.p_base.collect(), p_needed)
-        by_people = None if c.big else pool.submit(_person_evidence, c, p_frame)
-        who = None if c.big else pool.submit(_people, out, p_frame, c.n_families)
+        by_people = run(_person_evidence, leaves, p_frame)
+        who = run(_people, out, p_frame, c.n_families)
         f_base = c.f_base.collect()
         if c.p2f:
             people = _to_families(p_frame, c.p2f)
@@ -2106,20 +2136,11 @@ def _assemble(
             )
         f_needed = [*results.values(), *[e for leaf in leaves for e in leaf.f_conds]]
         f_frame = _frame(c, "F", f_base, f_needed)
-        evidence = (
-            None
-            if by_people is None
-            else pool.submit(_evidence, c, out, by_people.result(), f_frame)
-        )
+        evidence = run(lambda: _evidence(c, out, leaves, by_people.result(), f_frame))
         query, front, states, figure_names = _result(c, plan, out, keys, results, f_frame)
         result = query.collect(engine=_ENGINE)
-        people_lists = _people(out, p_frame, result.height) if who is None else who.result()
-        extra = [people.alias(f"people:{k}") for k, people in people_lists.items()]
-        grouped = (
-            _evidence(c, out, _person_evidence(c, p_frame), f_frame)
-            if evidence is None
-            else evidence.result()
-        )
+        extra = [people.alias(f"people:{k}") for k, people in who.result().items()]
+        grouped = evidence.result()
     # evidence where the key has a state (a non-attached family: no rows), null elsewhere
     row_keys = _row_keys(out)
     shown = result.select(
