@@ -1871,10 +1871,16 @@ def _spread(
     return out
 
 
-def _person_evidence(leaves: Sequence[Leaf], p_frame: pl.DataFrame) -> pl.DataFrame:
-    """The first half of :func:`_evidence`, as soon as P is built: every evidence leaf's
-    rows, a person's rows kept where the person's conditions hold; ``_i`` the leaf (its
-    number in ``leaves``, the leaves with a key), ``_f`` the family and ``_v`` the row key."""
+def _evidence_rows(
+    leaves: Sequence[Leaf],
+    key_no: dict[str, int],
+    p_frame: pl.DataFrame,
+    families: NDArray[np.bool_] | None = None,
+) -> pl.LazyFrame:
+    """Every evidence leaf's rows (``_i`` the leaf's number in ``leaves``, ``_key`` its key's
+    number, ``_f`` the family, ``_v`` the row key), a person's rows kept where the person's
+    conditions hold and, given ``families`` (``families[i, f]``: leaf ``i``'s family
+    conditions for family ``f``), a family's where the family's do."""
     p_ok = p_frame.select(
         "_f",
         *[
@@ -1889,27 +1895,41 @@ def _person_evidence(leaves: Sequence[Leaf], p_frame: pl.DataFrame) -> pl.DataFr
         if leaf.level == "P":
             # by _p: the person's conditions
             rows = rows.filter(pl.lit(p_ok.get_column(f"_ok{i}")).gather(pl.col("_p")))
-        parts.append(rows.select(pl.lit(i, pl.UInt32).alias("_i"), "_f", pl.col("_k").alias("_v")))
+        if families is not None:
+            rows = rows.filter(pl.lit(pl.Series(families[i])).gather(pl.col("_f")))
+        parts.append(
+            rows.select(
+                pl.lit(i, pl.UInt32).alias("_i"),
+                pl.lit(key_no[leaf.key], pl.UInt32).alias("_key"),
+                "_f",
+                pl.col("_k").alias("_v"),
+            )
+        )
     if not parts:
-        return pl.DataFrame(schema={"_i": pl.UInt32, "_f": pl.UInt32, "_v": pl.Int64})
-    return pl.concat(parts).collect(engine=_ENGINE)
+        schema = {"_i": pl.UInt32, "_key": pl.UInt32, "_f": pl.UInt32, "_v": pl.Int64}
+        return pl.LazyFrame(schema=schema)
+    return pl.concat(parts)
 
 
 def _evidence(
     c: _Compiler,
     out: _Plan,
     leaves: Sequence[Leaf],
-    found: pl.DataFrame,
     f_frame: pl.DataFrame,
+    *,
+    found: pl.DataFrame | None = None,
+    p_frame: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """The evidence rows of every family and key (numbered as in :func:`_row_keys`), sorted and
     grouped by :func:`_grouped`; :func:`_spread` makes them one list column per key.
 
     Each leaf's rows count for the subjects whose conditions hold (the step that settled
     the rule, the people in scope, the key's context). Those conditions are evaluated on
-    P (:func:`_person_evidence` keeps a person's rows where they hold: ``found``) and on F,
-    where each leaf's rows are kept by looking their family up (families are numbered by
-    ``_f``, so a lookup is a gather).
+    P and F, and each leaf's rows are kept by looking their subject up (P is numbered by
+    ``_p`` and families by ``_f``, so a lookup is a gather). Either the rows kept by the
+    people's conditions were read already, as soon as P was built (``found``, from
+    :func:`_evidence_rows`), and are kept here by the families'; or (``p_frame``) one query
+    keeps them by both, and nothing is held in memory but the rows kept (a large council).
     """
     key_no = {k: i for i, k in enumerate(_row_keys(out))}
     n_families = c.n_families
@@ -1920,11 +1940,12 @@ def _evidence(
     holds = np.zeros((max(len(leaves), 1), n_families), dtype=bool)
     if leaves:
         holds[:, f_ok.get_column("_f").to_numpy()] = f_ok.drop("_f").to_numpy().T
-    leaf_no = found.get_column("_i").to_numpy()
-    keep = holds[leaf_no, found.get_column("_f").to_numpy()]
-    key_of = np.array([key_no[leaf.key] for leaf in leaves] or [0], dtype=np.uint32)
-    rows = found.select("_f", "_v").with_columns(_key=key_of[leaf_no]).filter(keep).lazy()
-    del holds, keep, leaf_no  # before the sort
+    if found is not None:
+        keep = holds[found.get_column("_i").to_numpy(), found.get_column("_f").to_numpy()]
+        rows = found.filter(keep).lazy()
+    else:
+        assert p_frame is not None
+        rows = _evidence_rows(leaves, key_no, p_frame, holds)
     # a headline's outcome judged per indicator: the rows of every indicator's outcome
     also = {key_no[k]: key_no[h] for k, h in out.also.items() if k in key_no and h in key_no}
     if also:
@@ -2091,8 +2112,8 @@ T = TypeVar("T")
 class _Later(Generic[T]):
     """A call made when its result is first asked for (in the caller's thread)."""
 
-    def __init__(self, fn: Callable[..., T], *args: Any) -> None:
-        self._call: Callable[[], T] | None = lambda: fn(*args)
+    def __init__(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> None:
+        self._call: Callable[[], T] | None = lambda: fn(*args, **kwargs)
         self._value: T | None = None
 
     def result(self) -> T:
@@ -2126,7 +2147,14 @@ def _assemble(
     with ThreadPoolExecutor(1) as pool:
         run: Callable[..., _Later[Any] | Future[Any]] = _Later if c.big else pool.submit
         p_frame = _frame(c, "P", c.p_base.collect(), p_needed)
-        by_people = run(_person_evidence, leaves, p_frame)
+        key_no = {k: i for i, k in enumerate(_row_keys(out))}
+        by_people = (
+            None
+            if c.big
+            else pool.submit(
+                lambda: _evidence_rows(leaves, key_no, p_frame).collect(engine=_ENGINE)
+            )
+        )
         who = run(_people, out, p_frame, c.n_families)
         f_base = c.f_base.collect()
         if c.p2f:
@@ -2136,7 +2164,11 @@ def _assemble(
             )
         f_needed = [*results.values(), *[e for leaf in leaves for e in leaf.f_conds]]
         f_frame = _frame(c, "F", f_base, f_needed)
-        evidence = run(lambda: _evidence(c, out, leaves, by_people.result(), f_frame))
+        evidence = (
+            _Later(_evidence, c, out, leaves, f_frame, p_frame=p_frame)
+            if by_people is None
+            else pool.submit(lambda: _evidence(c, out, leaves, f_frame, found=by_people.result()))
+        )
         query, front, states, figure_names = _result(c, plan, out, keys, results, f_frame)
         result = query.collect(engine=_ENGINE)
         extra = [people.alias(f"people:{k}") for k, people in who.result().items()]
