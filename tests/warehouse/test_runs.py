@@ -31,16 +31,23 @@ def _families() -> pl.DataFrame:
     )
 
 
-def test_record_and_list(engine: Engine) -> None:
-    run = warehouse.record_evaluation(
+def _record(
+    engine: Engine, load_batches: dict[str, int], families: pl.DataFrame | None = None
+) -> warehouse.RunInfo:
+    """Record an evaluation at 2018-02-28 of the phase2 plan (the families of _families)."""
+    return warehouse.record_evaluation(
         engine,
         as_of=dt.date(2018, 2, 28),
         plan_name="phase2",
         plan_hash="ab" * 32,
         software_version="0.1.0",
-        load_batches={"families": 1, "people": 2},
-        families=_families(),
+        load_batches=load_batches,
+        families=_families() if families is None else families,
     )
+
+
+def test_record_and_list(engine: Engine) -> None:
+    run = _record(engine, {"families": 1, "people": 2})
     assert (run.families, run.eligible, run.claimable) == (3, 2, 1)
     [listed] = warehouse.evaluation_runs(engine)
     assert listed.id == run.id
@@ -60,28 +67,12 @@ def test_record_and_list(engine: Engine) -> None:
 def test_a_failed_record_leaves_nothing(engine: Engine) -> None:
     bad = _families().with_columns(pl.lit("0001").alias("family_id"))  # duplicate key
     with pytest.raises(Exception):  # noqa: B017 - either backend's integrity error
-        warehouse.record_evaluation(
-            engine,
-            as_of=dt.date(2018, 2, 28),
-            plan_name="phase2",
-            plan_hash="ab" * 32,
-            software_version="0.1.0",
-            load_batches={},
-            families=bad,
-        )
+        _record(engine, {}, bad)
     assert warehouse.evaluation_runs(engine) == []
 
 
 def test_one_run_by_id(engine: Engine) -> None:
-    run = warehouse.record_evaluation(
-        engine,
-        as_of=dt.date(2018, 2, 28),
-        plan_name="phase2",
-        plan_hash="ab" * 32,
-        software_version="0.1.0",
-        load_batches={"families": 1},
-        families=_families(),
-    )
+    run = _record(engine, {"families": 1})
     found = warehouse.evaluation_run(engine, run.id)
     assert (found.id, found.eligible, found.as_of) == (run.id, 2, dt.date(2018, 2, 28))
     with pytest.raises(warehouse.WarehouseError, match=f"evaluation run {run.id + 1} is not"):
