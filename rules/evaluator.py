@@ -1915,6 +1915,7 @@ def _evidence(
     c: _Compiler,
     out: _Plan,
     leaves: Sequence[Leaf],
+    key_no: dict[str, int],
     f_frame: pl.DataFrame,
     *,
     found: pl.DataFrame | None = None,
@@ -1930,8 +1931,8 @@ def _evidence(
     people's conditions were read already, as soon as P was built (``found``, from
     :func:`_evidence_rows`), and are kept here by the families'; or (``p_frame``) one query
     keeps them by both, and nothing is held in memory but the rows kept (a large council).
+    ``key_no`` numbers the keys that list rows (:func:`_row_keys`).
     """
-    key_no = {k: i for i, k in enumerate(_row_keys(out))}
     n_families = c.n_families
     f_ok = f_frame.select(
         "_f", *[_holds(leaf.f_conds).alias(f"_ok{i}") for i, leaf in enumerate(leaves)]
@@ -2165,9 +2166,11 @@ def _assemble(
         f_needed = [*results.values(), *[e for leaf in leaves for e in leaf.f_conds]]
         f_frame = _frame(c, "F", f_base, f_needed)
         evidence = (
-            _Later(_evidence, c, out, leaves, f_frame, p_frame=p_frame)
+            _Later(_evidence, c, out, leaves, key_no, f_frame, p_frame=p_frame)
             if by_people is None
-            else pool.submit(lambda: _evidence(c, out, leaves, f_frame, found=by_people.result()))
+            else pool.submit(
+                lambda: _evidence(c, out, leaves, key_no, f_frame, found=by_people.result())
+            )
         )
         query, front, states, figure_names = _result(c, plan, out, keys, results, f_frame)
         result = query.collect(engine=_ENGINE)
