@@ -62,7 +62,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
@@ -2145,10 +2145,10 @@ def _assemble(
     # the people's half as soon as P is built, the families' half after F, and the lists
     # of people who identified indicators in between; for a large council, after the
     # result, so that the two do not add up in memory
+    row_keys = _row_keys(out)
+    key_no = {k: i for i, k in enumerate(row_keys)}
     with ThreadPoolExecutor(1) as pool:
-        run: Callable[..., _Later[Any] | Future[Any]] = _Later if c.big else pool.submit
         p_frame = _frame(c, "P", c.p_base.collect(), p_needed)
-        key_no = {k: i for i, k in enumerate(_row_keys(out))}
         by_people = (
             None
             if c.big
@@ -2156,7 +2156,11 @@ def _assemble(
                 lambda: _evidence_rows(leaves, key_no, p_frame).collect(engine=_ENGINE)
             )
         )
-        who = run(_people, out, p_frame, c.n_families)
+        who = (
+            _Later(_people, out, p_frame, c.n_families)
+            if c.big
+            else pool.submit(_people, out, p_frame, c.n_families)
+        )
         f_base = c.f_base.collect()
         if c.p2f:
             people = _to_families(p_frame, c.p2f)
@@ -2174,20 +2178,19 @@ def _assemble(
         )
         query, front, states, figure_names = _result(c, plan, out, keys, results, f_frame)
         result = query.collect(engine=_ENGINE)
+        # evidence where the key has a state (a non-attached family: no rows), null elsewhere
+        shown = result.select(
+            *[
+                (
+                    pl.col(f"state:{k}").is_not_null()
+                    if k.endswith(".outcome")
+                    else pl.col(f"state:{k}").is_not_null() | ~pl.col("attached")
+                ).alias(k)
+                for k in row_keys
+            ]
+        )
         extra = [people.alias(f"people:{k}") for k, people in who.result().items()]
         grouped = evidence.result()
-    # evidence where the key has a state (a non-attached family: no rows), null elsewhere
-    row_keys = _row_keys(out)
-    shown = result.select(
-        *[
-            (
-                pl.col(f"state:{k}").is_not_null()
-                if k.endswith(".outcome")
-                else pl.col(f"state:{k}").is_not_null() | ~pl.col("attached")
-            ).alias(k)
-            for k in row_keys
-        ]
-    )
     row_lists = _spread(grouped, [shown.get_column(k).to_numpy() for k in row_keys], ROW_REF)
     extra += [rows.alias(f"rows:{k}") for k, rows in zip(row_keys, row_lists, strict=True)]
     return pl.concat(
