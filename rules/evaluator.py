@@ -422,8 +422,14 @@ class _Compiler:
                 *[cond.fill_null(False).alias(n) for n, (_, cond, _) in self.selections.items()]
             ).drop("A", *self.bounds)
         subject = "_p" if "_p" in ranked else "_f"
+        # row_no makes the order total, so a stable sort (the faster one here) changes nothing
         frame = frame.sort(
-            subject, "term_end", "term_start", "row_no", descending=[False, True, True, False]
+            subject,
+            "term_end",
+            "term_start",
+            "row_no",
+            descending=[False, True, True, False],
+            maintain_order=True,
         ).with_columns(pl.col(subject).set_sorted())
         first = (pl.col(subject) != pl.col(subject).shift(1)).fill_null(True)
         columns = []
@@ -1722,13 +1728,15 @@ def _frame(
     aligned = [
         _align(base.get_column(on), g, on) for g, (_, on) in zip(grouped, pieces, strict=True)
     ]
-    frame = pl.concat([base, *aligned], how="horizontal").lazy()
+    joined = pl.concat([base, *aligned], how="horizontal")
+    names = joined.columns
+    frame = joined.lazy()
     for stage in sorted(spec.stages):
         frame = frame.with_columns(*[e.alias(n) for n, e in spec.stages[stage].items()])
+        names += spec.stages[stage]  # fresh names: each stage only adds columns
     keep = {"_f", "_p", "person_id"} | {r for e in needed for r in e.meta.root_names()}
-    return frame.select([n for n in frame.collect_schema().names() if n in keep]).collect(
-        engine=_ENGINE
-    )
+    # the names are known, so polars is not asked to resolve the whole query's schema
+    return frame.select([n for n in names if n in keep]).collect(engine=_ENGINE)
 
 
 _I64_MIN = np.iinfo(np.int64).min
@@ -2102,7 +2110,7 @@ def _result(
         "basis",
         "insufficient_evidence",
     ]
-    states = [n for n in frame.collect_schema().names() if n.startswith(("state:", "earliest:"))]
+    states = [f"{kind}:{k}" for k in keys for kind in ("state", "earliest")]
     figure_names = [f"figure:{k}" for k in keys if out.keys[k].figure is not None]
     return frame.select(*front, *states, *figure_names), front, states, figure_names
 
@@ -2148,7 +2156,7 @@ def _assemble(
     row_keys = _row_keys(out)
     key_no = {k: i for i, k in enumerate(row_keys)}
     with ThreadPoolExecutor(1) as pool:
-        p_frame = _frame(c, "P", c.p_base.collect(), p_needed)
+        p_frame = _frame(c, "P", c.p_base.collect(engine=_ENGINE), p_needed)
         by_people = (
             None
             if c.big
@@ -2161,7 +2169,7 @@ def _assemble(
             if c.big
             else pool.submit(_people, out, p_frame, c.n_families)
         )
-        f_base = c.f_base.collect()
+        f_base = c.f_base.collect(engine=_ENGINE)
         if c.p2f:
             people = _to_families(p_frame, c.p2f)
             f_base = pl.concat(
