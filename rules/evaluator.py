@@ -25,12 +25,13 @@ families by one reduction over ``P``'s runs of people (``_to_families``).
 
 How it runs
 -----------
-A first, *scouting* compilation builds nothing from data: it only finds the
-A-relative dates, term selections and, per table, the rows any leaf can look at.
-Then each source table is read once (filtered to those rows; from 100,000
-attached families on, with the streaming engine), the plan is compiled for real
-(derived frames read by several parts are computed once, as they are built),
-and the subject frames are assembled: ``P`` (its aggregates, one ``group_by``
+The plan is compiled before anything is read. The compilation finds the
+A-relative dates, term selections and, per table, the rows any leaf can look at;
+the frames it builds from the tables are *recipes* (``_Recipe``: the calls made,
+replayed once the data is there). Then each source table is read once (filtered
+to those rows; from 100,000 attached families on, with the streaming engine),
+the derived frames read by several parts are computed once (in rounds, each
+round's in one ``collect_all``), and the subject frames are assembled: ``P`` (its aggregates, one ``group_by``
 per source in one ``collect_all``, then its columns), the family aggregates of
 ``P``, ``F`` in the same way, and the result. The evidence rows are gathered on
 a second thread meanwhile, in two halves: the leaves' rows kept by the people's
@@ -203,13 +204,81 @@ def _row_key(table: str) -> pl.Expr:
 # compiled criteria
 
 
+def _built(value: Any) -> Any:
+    """A recipe's frame in place of the recipe (other values as they are)."""
+    if isinstance(value, _Recipe):
+        return value.frame()
+    if isinstance(value, list | tuple):
+        return type(value)(_built(v) for v in value)
+    return value
+
+
+class _Recipe:
+    """A lazy frame over data not read yet: the plan is compiled before the tables are read
+    (so that they are read knowing every row the plan can look at), and the frames it
+    builds from them are recorded as the calls made, replayed once the data is there."""
+
+    def __init__(
+        self, build: Callable[[], pl.LazyFrame], needs: frozenset[str] = frozenset()
+    ) -> None:
+        self._build = build
+        self._frame: pl.LazyFrame | None = None
+        self.needs = needs  # the computed frames (see _Compiler.read) it is built from
+
+    def frame(self) -> pl.LazyFrame:
+        """The frame (built once, when first asked for: after the tables are read)."""
+        if self._frame is None:
+            self._frame = self._build()
+        return self._frame
+
+    def _then(self, method: str, *args: Any, **kwargs: Any) -> _Recipe:
+        needs = self.needs.union(
+            *[v.needs for v in (*args, *kwargs.values()) if isinstance(v, _Recipe)]
+        )
+        return _Recipe(
+            lambda: getattr(self.frame(), method)(
+                *_built(args), **{k: _built(v) for k, v in kwargs.items()}
+            ),
+            needs,
+        )
+
+    def filter(self, *predicates: Any) -> _Recipe:
+        return self._then("filter", *predicates)
+
+    def select(self, *exprs: Any) -> _Recipe:
+        return self._then("select", *exprs)
+
+    def join(self, other: _Recipe, **kwargs: Any) -> _Recipe:
+        return self._then("join", other, **kwargs)
+
+    def with_columns(self, *exprs: Any) -> _Recipe:
+        return self._then("with_columns", *exprs)
+
+    def unique(self, subset: Sequence[str]) -> _Recipe:
+        return self._then("unique", subset)
+
+    def group_by(self, *by: str) -> _GroupRecipe:
+        return _GroupRecipe(self, by)
+
+
+@dataclass(frozen=True)
+class _GroupRecipe:
+    """``group_by`` of a recipe, until its ``agg``."""
+
+    source: _Recipe
+    by: tuple[str, ...]
+
+    def agg(self, *aggs: pl.Expr) -> _Recipe:
+        return _Recipe(lambda: self.source.frame().group_by(*self.by).agg(*aggs), self.source.needs)
+
+
 @dataclass(eq=False)
 class Leaf:
     """A source of evidence rows: a frame of (``_f``, [``_p``], ``_k``) and the conditions,
     on the person and on the family, under which its rows count for its key."""
 
     level: Level
-    frame: pl.LazyFrame
+    frame: _Recipe
     p_conds: list[pl.Expr] = field(default_factory=list)
     f_conds: list[pl.Expr] = field(default_factory=list)
     key: str = ""
@@ -244,7 +313,7 @@ class _Frame:
     """A subject frame under construction: aggregate joins, then staged columns."""
 
     aggs: dict[tuple[str, str], dict[str, pl.Expr]] = field(default_factory=dict)
-    keyed: list[tuple[pl.LazyFrame, str]] = field(default_factory=list)
+    keyed: list[tuple[_Recipe, str]] = field(default_factory=list)
     stages: dict[int, dict[str, pl.Expr]] = field(default_factory=dict)
     stage_of: dict[str, int] = field(default_factory=dict)
 
@@ -255,11 +324,9 @@ class _Compiler:
     all_families: pl.LazyFrame
     _people: pl.LazyFrame
 
-    def __init__(self, sources: Sources, as_of: date, scout: _Compiler | None = None) -> None:
-        if scout is None:
-            check_sources(sources)
+    def __init__(self, sources: Sources, as_of: date) -> None:
+        check_sources(sources)
         self.e = as_of
-        self.scouting = scout is None
         self.big = False
         self.n_families = 0
         self.loaded = frozenset(sources.tables)
@@ -273,35 +340,75 @@ class _Compiler:
         self.selections: dict[str, tuple[str, pl.Expr, int | None]] = {}
         # per table, the rows any leaf can look at (None: every row)
         self.relevant: dict[str, list[pl.Expr] | None] = {}
-        self.derived: dict[str, pl.LazyFrame] = {}
+        self.derived: dict[str, _Recipe] = {}
         self.leaves: list[Leaf] = []
         self._cache: dict[str, Any] = {}
         self._wheres: dict[tuple[tuple[str, tuple[str, ...]], ...], pl.Expr] = {}
-        if scout is not None:
-            # the frames are built with every A-relative date and term selection the plan
-            # needs, which a first (scouting) compilation found
-            self.bounds = dict(scout.bounds)
-            self.selections = dict(scout.selections)
-            self.relevant = dict(scout.relevant)
-            self._cache.update({k: v for k, v in scout._cache.items() if k.startswith("sel:")})
+        # what is read or computed once the plan is compiled: name -> frame
+        self._data: dict[str, pl.DataFrame] = {}
+        self._tables: list[str] = []  # the tables the plan reads, in the order first read
+        # frames computed from what was read: name, the frames, how they make the one
+        self._computing: list[tuple[str, list[_Recipe], Callable[..., pl.DataFrame]]] = []
         self._base()
-        if scout is not None:
-            # read every table once: the families, the subjects, then each table's rows
-            families = self.all_families.collect(engine=_ENGINE)
-            self.n_families = families.height
-            self.all_families = families.lazy()
-            f_base, p_base = pl.collect_all([self.f_base, self.p_base], engine=_ENGINE)
-            self._cache["f_base"], self._cache["p_base"] = f_base.lazy(), p_base.lazy()
-            used = [k for k in scout._cache if k.startswith("rows:")]
-            self.big = f_base.height >= _STREAM_FROM
-            if self.big:
-                # the big joins stream: the joined rows are filtered as they come, never held
-                for k in used:
-                    self._cache[k] = self.rows(k[5:]).collect(engine="streaming").lazy()
-            else:
-                frames = pl.collect_all([self.rows(k[5:]) for k in used], engine=_ENGINE)
-                for k, frame in zip(used, frames, strict=True):
-                    self._cache[k] = frame.lazy()
+
+    def read(self) -> None:
+        """Read every table once, knowing every row the compiled plan can look at: the
+        families, the subjects, each table's rows; then compute the kept frames."""
+        families = self.all_families.collect(engine=_ENGINE)
+        self.n_families = families.height
+        self.all_families = families.lazy()
+        f_base = self._attached.select(
+            "_f", "family_id", "A", *[e.alias(n) for n, e in self.bounds.items()]
+        )
+        p_base = (
+            self._people.select(
+                "person_id", "family_id", "role", "birth_date", _row_key("people").alias("_kp")
+            )
+            .join(f_base, on="family_id", how="inner")
+            .drop("family_id")
+            # people of a family together: combining them into families is then a
+            # group_by over sorted runs
+            .sort("_f")
+            .with_row_index("_p")
+        )
+        self._data["f_base"], self._data["p_base"] = pl.collect_all(
+            [f_base, p_base], engine=_ENGINE
+        )
+        self.big = self._data["f_base"].height >= _STREAM_FROM
+        if self.big:
+            # the big joins stream: the joined rows are filtered as they come, never held
+            for t in self._tables:
+                self._data[f"rows:{t}"] = self._rows(t).collect(engine="streaming")
+        else:
+            frames = pl.collect_all([self._rows(t) for t in self._tables], engine=_ENGINE)
+            for t, frame in zip(self._tables, frames, strict=True):
+                self._data[f"rows:{t}"] = frame
+        # the computed frames, in rounds: each round, every one whose frames are built only
+        # from what is there already, in one collect_all (for a large council, one at a
+        # time, so that they do not add up in memory; the list's order is a possible one)
+        waiting = self._computing
+        while waiting:
+            ready = [w for w in waiting if all(n in self._data for f in w[1] for n in f.needs)]
+            assert ready, "computed frames that need each other"
+            ready = ready[:1] if self.big else ready
+            collected = iter(
+                pl.collect_all([f.frame() for _, fs, _ in ready for f in fs], engine=_ENGINE)
+            )
+            for name, fs, finish in ready:
+                self._data[name] = finish(*[next(collected) for _ in fs])
+            waiting = [w for w in waiting if w[0] not in self._data]
+
+    def data(self, name: str) -> pl.LazyFrame:
+        """A frame read or computed by :meth:`read`."""
+        return self._data[name].lazy()
+
+    def _read(self, name: str, *, computed: bool = False) -> _Recipe:
+        """A frame that :meth:`read` provides (one recipe per name)."""
+        if name not in self._cache:
+            needs = frozenset([name]) if computed else frozenset()
+            self._cache[name] = _Recipe(lambda: self.data(name), needs)
+        recipe: _Recipe = self._cache[name]
+        return recipe
 
     # -- names and frames ---------------------------------------------------
 
@@ -342,44 +449,20 @@ class _Compiler:
         return pl.col(name)
 
     @property
-    def f_base(self) -> pl.LazyFrame:
+    def f_base(self) -> _Recipe:
         """Attached families with their A-relative dates."""
-        if "f_base" not in self._cache:
-            self._cache["f_base"] = self._attached.select(
-                "_f", "family_id", "A", *[e.alias(n) for n, e in self.bounds.items()]
-            )
-        frame: pl.LazyFrame = self._cache["f_base"]
-        return frame
+        return self._read("f_base")
 
     @property
-    def p_base(self) -> pl.LazyFrame:
-        """Members of attached families."""
-        if "p_base" not in self._cache:
-            self._cache["p_base"] = (
-                self._people.select(
-                    "person_id",
-                    "family_id",
-                    "role",
-                    "birth_date",
-                    _row_key("people").alias("_kp"),
-                )
-                .join(self.f_base, on="family_id", how="inner")
-                .drop("family_id")
-                # people of a family together: combining them into families is then a
-                # group_by over sorted runs
-                .sort("_f")
-                .with_row_index("_p")
-            )
-        frame: pl.LazyFrame = self._cache["p_base"]
-        return frame
+    def p_base(self) -> _Recipe:
+        """Members of attached families (``_p`` numbers them; a family's people together)."""
+        return self._read("p_base")
 
-    def rows(self, table: str) -> pl.LazyFrame:
+    def rows(self, table: str) -> _Recipe:
         """A table in the world as of E, each row with its family (and person) and ``_k``."""
-        key = f"rows:{table}"
-        if key not in self._cache:
-            self._cache[key] = self._rows(table)
-        frame: pl.LazyFrame = self._cache[key]
-        return frame
+        if table not in self._tables:
+            self._tables.append(table)
+        return self._read(f"rows:{table}")
 
     def _rows(self, name: str) -> pl.LazyFrame:
         t = TABLES[name]
@@ -397,12 +480,12 @@ class _Compiler:
         frame = frame.with_columns(_row_key(name).alias("_k"))
         if t.key == "person_id":
             frame = frame.join(
-                self.p_base.drop("role", "birth_date", "_kp"), on="person_id", how="inner"
+                self.data("p_base").drop("role", "birth_date", "_kp"), on="person_id", how="inner"
             ).drop("person_id")
         else:
-            frame = frame.join(self.f_base, on="family_id", how="inner").drop("family_id")
+            frame = frame.join(self.data("f_base"), on="family_id", how="inner").drop("family_id")
         relevant = self.relevant.get(name)
-        if relevant is not None and not self.scouting:
+        if relevant is not None:
             # only the rows some leaf can look at (the windows are relative to each A)
             frame = frame.filter(pl.any_horizontal(relevant) if relevant else pl.lit(False))
         if name == "attendance" and self.selections:
@@ -486,7 +569,7 @@ class _Compiler:
         """An aggregate of a table's rows for each subject of the level."""
         return self.agg(level, f"rows:{table}", self.group_key(level, table), expr)
 
-    def keyed(self, level: Level, frame: pl.LazyFrame, key: str, columns: Sequence[str]) -> None:
+    def keyed(self, level: Level, frame: _Recipe, key: str, columns: Sequence[str]) -> None:
         """Join a frame with one row per ``key`` and ``columns`` (uniquely named)."""
         self.frames[level].keyed.append((frame.select(key, *columns), key))
         for column in columns:
@@ -494,8 +577,6 @@ class _Compiler:
 
     def define(self, level: Level, expr: pl.Expr) -> pl.Expr:
         """A column of the level's frame, computed after the columns it reads."""
-        if self.scouting:
-            return pl.col(self.name())  # a scouting compilation builds no frames
         frame = self.frames[level]
         roots = expr.meta.root_names()
         stage = 1 + max((frame.stage_of.get(r, 0) for r in roots), default=0)
@@ -536,7 +617,7 @@ class _Compiler:
             direction if figure is not None else 0,
         )
 
-    def leaf(self, level: Level, frame: pl.LazyFrame, table: str) -> Leaf:
+    def leaf(self, level: Level, frame: _Recipe, table: str) -> Leaf:
         """Register the evidence rows of a leaf (rows of ``table``, when family-keyed, count
         for every member of the family)."""
         if level == "P" and TABLES[table].key == "family_id":
@@ -550,23 +631,23 @@ class _Compiler:
         """Every subject in one state, with no evidence."""
         return Node(level, _code(code))
 
-    def keep(self, frame: pl.LazyFrame) -> pl.LazyFrame:
-        """A derived frame read by several parts of the query, computed once (when compiling
-        for real; a scouting compilation only looks)."""
-        return frame if self.scouting else frame.collect(engine=_ENGINE).lazy()
+    def _computed(
+        self, frames: list[_Recipe], finish: Callable[..., pl.DataFrame] = lambda x: x
+    ) -> _Recipe:
+        """A frame computed once the tables are read: ``finish`` of the collected ``frames``."""
+        name = self.name("kept")
+        self._computing.append((name, frames, finish))
+        return self._read(name, computed=True)
 
-    def best_windows(
-        self, span: pl.LazyFrame, work: pl.LazyFrame, claims: pl.LazyFrame
-    ) -> pl.LazyFrame:
-        """:func:`_best_windows` of the frames (computed when compiling for real; a scouting
-        compilation only looks)."""
-        if self.scouting:
-            return pl.LazyFrame(schema=_BEST_SCHEMA)
+    def keep(self, frame: _Recipe) -> _Recipe:
+        """A derived frame read by several parts of the query, computed once."""
+        return self._computed([frame])
+
+    def best_windows(self, span: _Recipe, work: _Recipe, claims: _Recipe) -> _Recipe:
+        """:func:`_best_windows` of the frames (computed once)."""
         people = span.select("_p")
-        frames = pl.collect_all(
-            [span, *[f.join(people, on="_p", how="semi") for f in (work, claims)]], engine=_ENGINE
-        )
-        return _best_windows(*frames).lazy()
+        frames = [span, *[f.join(people, on="_p", how="semi") for f in (work, claims)]]
+        return self._computed(frames, _best_windows)
 
     def where(self, where: dict[str, list[str]] | None) -> pl.Expr:
         """A row filter: each column's value among its codes (built once per compilation)."""
@@ -578,7 +659,7 @@ class _Compiler:
             self._wheres[key] = cond
         return self._wheres[key]
 
-    def derive(self, frame: pl.LazyFrame, *, keep: bool = True) -> tuple[str, pl.LazyFrame]:
+    def derive(self, frame: _Recipe, *, keep: bool = True) -> tuple[str, _Recipe]:
         """Register a derived frame (kept: computed once) as a source of aggregates; its name
         and the frame."""
         source = self.name("d")
@@ -858,7 +939,7 @@ class _Compiler:
         done: pl.Expr,
         first: pl.Expr,
         since: Period,
-        rows: pl.LazyFrame,
+        rows: _Recipe,
         x: pl.Expr,
     ) -> Node:
         """The end of ``spell_open`` and ``spell_completed``: met when some row's date ``x`` is
@@ -953,7 +1034,7 @@ class _Compiler:
             leaves=[self.leaf(level, rows, "people")],
         )
 
-    def latest(self, level: Level, table: str, window: Window) -> tuple[str, pl.LazyFrame]:
+    def latest(self, level: Level, table: str, window: Window) -> tuple[str, _Recipe]:
         """The latest snapshot of each kind in the window, per subject (earliest row on ties)."""
         subject = self.group_key(level, table)
         key = f"latest:{subject}:{table}:{window.model_dump_json()}"
@@ -975,7 +1056,7 @@ class _Compiler:
                 )
             )
             self._cache[key] = self.keep(frame)
-        found: pl.LazyFrame = self._cache[key]
+        found: _Recipe = self._cache[key]
         return subject, found
 
     def total(self, level: Level, table: str, window: Window) -> pl.Expr:
@@ -1146,7 +1227,7 @@ class _Compiler:
             "_p", wstart.alias("_ws"), m.alias("_wm")
         )
 
-        def touching(frame: pl.LazyFrame, start_col: str) -> pl.LazyFrame:
+        def touching(frame: _Recipe, start_col: str) -> _Recipe:
             s = pl.col(start_col)
             return frame.join(window, on="_p", how="inner").filter(
                 (s <= we) & (pl.col("_end") >= ws) & (s <= pl.col("_end"))
@@ -1658,10 +1739,9 @@ def _state_keys(plan: Plan) -> list[str]:
 
 def evaluate(plan: Plan, sources: Sources, as_of: date) -> Evaluation:
     """Evaluate every family at E = ``as_of`` with polars; see :class:`Evaluation`."""
-    scout = _Compiler(sources, as_of)
-    _compile(scout, plan)
-    c = _Compiler(sources, as_of, scout)
+    c = _Compiler(sources, as_of)
     out, eligible = _compile(c, plan)
+    c.read()
     frame = _assemble(c, plan, out, _state_keys(plan), eligible)
     return Evaluation(plan.name, plan.content_hash, as_of, frame, out.figures)
 
@@ -1722,8 +1802,10 @@ def _frame(
     pieces: list[tuple[pl.LazyFrame, str]] = []
     for (source, group), aggs in spec.aggs.items():
         rows = c.derived[source] if source in c.derived else c.rows(source.removeprefix("rows:"))
-        pieces.append((rows.group_by(group).agg(*[e.alias(n) for n, e in aggs.items()]), group))
-    pieces += spec.keyed
+        pieces.append(
+            (rows.frame().group_by(group).agg(*[e.alias(n) for n, e in aggs.items()]), group)
+        )
+    pieces += [(frame.frame(), key) for frame, key in spec.keyed]
     grouped = pl.collect_all([p for p, _ in pieces], engine=_ENGINE) if pieces else []
     aligned = [
         _align(base.get_column(on), g, on) for g, (_, on) in zip(grouped, pieces, strict=True)
@@ -1899,7 +1981,7 @@ def _evidence_rows(
     )
     parts: list[pl.LazyFrame] = []
     for i, leaf in enumerate(leaves):
-        rows = leaf.frame
+        rows = leaf.frame.frame()
         if leaf.level == "P":
             # by _p: the person's conditions
             rows = rows.filter(pl.lit(p_ok.get_column(f"_ok{i}")).gather(pl.col("_p")))
@@ -2156,7 +2238,7 @@ def _assemble(
     row_keys = _row_keys(out)
     key_no = {k: i for i, k in enumerate(row_keys)}
     with ThreadPoolExecutor(1) as pool:
-        p_frame = _frame(c, "P", c.p_base.collect(engine=_ENGINE), p_needed)
+        p_frame = _frame(c, "P", c.data("p_base").collect(engine=_ENGINE), p_needed)
         by_people = (
             None
             if c.big
@@ -2169,7 +2251,7 @@ def _assemble(
             if c.big
             else pool.submit(_people, out, p_frame, c.n_families)
         )
-        f_base = c.f_base.collect(engine=_ENGINE)
+        f_base = c.data("f_base").collect(engine=_ENGINE)
         if c.p2f:
             people = _to_families(p_frame, c.p2f)
             f_base = pl.concat(
