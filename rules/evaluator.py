@@ -406,7 +406,10 @@ class _Compiler:
         """A frame that :meth:`read` provides (one recipe per name)."""
         if name not in self._cache:
             needs = frozenset([name]) if computed else frozenset()
-            self._cache[name] = _Recipe(lambda: self.data(name), needs)
+            # the recipe holds the frames read, not the compiler (no reference cycle: the
+            # compiler and the data are freed as soon as the evaluation is done)
+            data = self._data
+            self._cache[name] = _Recipe(lambda: data[name].lazy(), needs)
         recipe: _Recipe = self._cache[name]
         return recipe
 
