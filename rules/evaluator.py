@@ -1459,7 +1459,9 @@ def _best_windows(span: pl.DataFrame, work: pl.DataFrame, claims: pl.DataFrame) 
 
     # employment spells that overlap or touch merge: sorted, a running maximum of the ends
     wi, ws, we = spells(work)
-    order = np.argsort(_at(wi, ws))
+    # the sorts are stable ones: the keys come nearly sorted (by person, then by date), and
+    # numpy's stable sort makes use of that
+    order = np.argsort(_at(wi, ws), kind="stable")
     wi, ws, we = wi[order], ws[order], we[order]
     if len(wi):
         reach = np.maximum.accumulate(_at(wi, we))
@@ -1480,7 +1482,8 @@ def _best_windows(span: pl.DataFrame, work: pl.DataFrame, claims: pl.DataFrame) 
     one = np.ones(1, dtype=np.int64)
     employed = np.repeat(np.r_[one, -one, 0 * one], [nw, nw, 2 * nc])
     claimed = np.repeat(np.r_[0 * one, one, -one], [2 * nw, nc, nc])
-    order = np.argsort(at)  # ties: only the state after the last of them is read
+    # ties: only the state after the last of them is read
+    order = np.argsort(at, kind="stable")
     at, employed, claimed = at[order], np.cumsum(employed[order]), np.cumsum(claimed[order])
     in_work = (employed[:-1] > 0) & (claimed[:-1] == 0) & (at[1:] > at[:-1])
     rs, length = at[:-1][in_work], (at[1:] - at[:-1])[in_work]
@@ -1506,7 +1509,7 @@ def _best_windows(span: pl.DataFrame, work: pl.DataFrame, claims: pl.DataFrame) 
     who_c = np.concatenate([everyone, everyone, run_of, run_of, run_of, run_of])
     c = np.concatenate([first, last_start, r0 - mr, r0, r1 - mr, r1])
     c = np.minimum(np.maximum(c, first[who_c]), last_start[who_c])
-    points = np.sort(_at(who_c, c))
+    points = np.sort(_at(who_c, c), kind="stable")
     points = points[np.r_[True, points[1:] != points[:-1]]]
     who_c, c = points >> 32, (points & _LOW) - _BIG
     f = weeks_before(points + m[who_c]) - weeks_before(points)
