@@ -2111,33 +2111,22 @@ def _people(out: _Plan, p_frame: pl.DataFrame, n_families: int) -> dict[str, pl.
     return dict(zip(out.people, columns, strict=True))
 
 
-def _identified(frame: pl.LazyFrame, plan: Plan) -> pl.LazyFrame:
-    """Add ``identified``: the codes of the headlines met, in plan order."""
+def _identified(plan: Plan) -> pl.Expr:
+    """``identified``, from the headlines' state codes (null: not attached): the codes of the
+    headlines met, in plan order."""
     codes = [h.code for h in plan.headlines]
+    met = [(pl.col(f"state:{h}") == MET).fill_null(False) for h in codes]
     if len(codes) > 12:
-        return frame.with_columns(
-            pl.concat_list([pl.when(pl.col(f"state:{h}") == "met").then(pl.lit(h)) for h in codes])
-            .list.drop_nulls()
-            .alias("identified")
-        )
+        return pl.concat_list(
+            [pl.when(m).then(pl.lit(h)) for m, h in zip(met, codes, strict=True)]
+        ).list.drop_nulls()
     # one bit a headline; each of the (few) combinations is looked up
-    mask = pl.sum_horizontal(
-        [(pl.col(f"state:{h}") == "met").cast(pl.UInt16) * (1 << i) for i, h in enumerate(codes)]
+    mask = pl.sum_horizontal([m.cast(pl.UInt32) * (1 << i) for i, m in enumerate(met)])
+    lookup = pl.Series(
+        [[h for i, h in enumerate(codes) if m >> i & 1] for m in range(1 << len(codes))],
+        dtype=pl.List(pl.String),
     )
-    lookup = pl.LazyFrame(
-        {
-            "_mask": pl.Series(range(1 << len(codes)), dtype=pl.UInt16),
-            "identified": [
-                [h for i, h in enumerate(codes) if m >> i & 1] for m in range(1 << len(codes))
-            ],
-        },
-        schema={"_mask": pl.UInt16, "identified": pl.List(pl.String)},
-    )
-    return (
-        frame.with_columns(mask.cast(pl.UInt16).alias("_mask"))
-        .join(lookup, on="_mask", how="left", maintain_order="left")
-        .drop("_mask")
-    )
+    return pl.lit(lookup).gather(mask)
 
 
 def _result(
@@ -2170,7 +2159,7 @@ def _result(
             code = code.fill_null(fill)
         named += [_state_enum(code).alias(f"state:{k}"), pl.col(f"earliest:{k}")]
     figures = [pl.col(f"figure:{k}") for k in keys if out.keys[k].figure is not None]
-    frame = frame.select(*columns, *named, *figures)
+    frame = frame.select(*columns, _identified(plan).alias("identified"), *named, *figures)
     # claimed before: the claims extract or a batch this system submitted; unknown without either
     submitted = pl.col("family_id").is_in(sorted(c.sources.claimed_family_ids))
     claims = c.sources.tables.get("claims")
@@ -2201,7 +2190,6 @@ def _result(
             "insufficient_evidence"
         )
     )
-    frame = _identified(frame, plan)
     front = [
         "family_id",
         "locality",
