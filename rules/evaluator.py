@@ -1888,7 +1888,7 @@ def _to_families(
     cuts = [*starts[:: max(1, _P_BLOCK_ROWS * len(starts) // max(len(f), 1))], len(f)]
     blocks = []
     for lo, hi in pairwise([int(x) for x in cuts]):
-        block = p_frame.slice(lo, hi - lo)
+        block = p_frame if hi - lo == len(f) else p_frame.slice(lo, hi - lo)
         block_starts = starts[(starts >= lo) & (starts < hi)] - lo
         parts = [pl.DataFrame({"_f": pl.Series(f[block_starts + lo], dtype=pl.UInt32)})]
         for columns, reduce in ((ints, np.maximum), (floats, np.fmax)):
