@@ -219,11 +219,7 @@ def _row_key(table: str) -> pl.Expr:
 
 def _built(value: Any) -> Any:
     """A recipe's frame in place of the recipe (other values as they are)."""
-    if isinstance(value, _Recipe):
-        return value.frame()
-    if isinstance(value, list | tuple):
-        return type(value)(_built(v) for v in value)
-    return value
+    return value.frame() if isinstance(value, _Recipe) else value
 
 
 class _Recipe:
@@ -250,7 +246,7 @@ class _Recipe:
         )
         return _Recipe(
             lambda: getattr(self.frame(), method)(
-                *_built(args), **{k: _built(v) for k, v in kwargs.items()}
+                *[_built(v) for v in args], **{k: _built(v) for k, v in kwargs.items()}
             ),
             needs,
         )
@@ -366,7 +362,7 @@ class _Compiler:
 
     def read(self) -> None:
         """Read every table once, knowing every row the compiled plan can look at: the
-        families, the subjects, each table's rows; then compute the kept frames."""
+        families, the subjects, each table's rows; then compute the derived frames."""
         families = self.all_families.collect(engine=_ENGINE)
         self.n_families = families.height
         self.all_families = families.lazy()
@@ -411,9 +407,9 @@ class _Compiler:
                 self._data[name] = finish(*[next(collected) for _ in fs])
             waiting = [w for w in waiting if w[0] not in self._data]
 
-    def data(self, name: str) -> pl.LazyFrame:
+    def data(self, name: str) -> pl.DataFrame:
         """A frame read or computed by :meth:`read`."""
-        return self._data[name].lazy()
+        return self._data[name]
 
     def _read(self, name: str, *, computed: bool = False) -> _Recipe:
         """A frame that :meth:`read` provides (one recipe per name)."""
@@ -496,10 +492,14 @@ class _Compiler:
         frame = frame.with_columns(_row_key(name).alias("_k"))
         if t.key == "person_id":
             frame = frame.join(
-                self.data("p_base").drop("role", "birth_date", "_kp"), on="person_id", how="inner"
+                self.data("p_base").lazy().drop("role", "birth_date", "_kp"),
+                on="person_id",
+                how="inner",
             ).drop("person_id")
         else:
-            frame = frame.join(self.data("f_base"), on="family_id", how="inner").drop("family_id")
+            frame = frame.join(self.data("f_base").lazy(), on="family_id", how="inner").drop(
+                "family_id"
+            )
         relevant = self.relevant.get(name)
         if relevant is not None:
             # only the rows some leaf can look at (the windows are relative to each A)
@@ -2152,12 +2152,14 @@ def _result(
         pl.col("_eligible").fill_null(False).alias("eligible"),
     ]
     named: list[pl.Expr] = []
+    states: list[str] = []
     for k in keys:
         fill = None if k.endswith(".outcome") else NOT_MET  # not attached: nothing identified
         code = pl.col(f"state:{k}").cast(CODE)
         if fill is not None:
             code = code.fill_null(fill)
         named += [_state_enum(code).alias(f"state:{k}"), pl.col(f"earliest:{k}")]
+        states += [f"state:{k}", f"earliest:{k}"]
     figures = [pl.col(f"figure:{k}") for k in keys if out.keys[k].figure is not None]
     frame = frame.select(*columns, _identified(plan).alias("identified"), *named, *figures)
     # claimed before: the claims extract or a batch this system submitted; unknown without either
@@ -2202,7 +2204,6 @@ def _result(
         "basis",
         "insufficient_evidence",
     ]
-    states = [f"{kind}:{k}" for k in keys for kind in ("state", "earliest")]
     figure_names = [f"figure:{k}" for k in keys if out.keys[k].figure is not None]
     return frame.select(*front, *states, *figure_names), front, states, figure_names
 
@@ -2248,7 +2249,7 @@ def _assemble(
     row_keys = _row_keys(out)
     key_no = {k: i for i, k in enumerate(row_keys)}
     with ThreadPoolExecutor(1) as pool:
-        p_frame = _frame(c, "P", c.data("p_base").collect(engine=_ENGINE), p_needed)
+        p_frame = _frame(c, "P", c.data("p_base"), p_needed)
         by_people = (
             None
             if c.big
@@ -2263,7 +2264,7 @@ def _assemble(
             if c.big
             else pool.submit(_people, out, p_frame, c.n_families)
         )
-        f_base = c.data("f_base").collect(engine=_ENGINE)
+        f_base = c.data("f_base")
         if c.p2f:
             people = _to_families(p_frame, c.p2f)
             f_base = pl.concat(
