@@ -345,6 +345,7 @@ class _Compiler:
         # family columns aggregated from P: name -> (P column, how)
         self.p2f: dict[str, tuple[str, Literal["max", "min", "any"]]] = {}
         self.bounds: dict[str, pl.Expr] = {}
+        self._row_bounds: set[str] = set()  # the bounds the tables' rows carry
         # term selections: name -> (subject, condition, last)
         self.selections: dict[str, tuple[str, pl.Expr, int | None]] = {}
         # per table, the rows any leaf can look at (None: every row)
@@ -449,15 +450,20 @@ class _Compiler:
         """The families attached by E."""
         return self.all_families.filter(pl.col("A").is_not_null() & (pl.col("A") <= self.e))
 
-    def bound(self, kind: Literal["before", "after"], period: Period) -> pl.Expr:
+    def bound(
+        self, kind: Literal["before", "after"], period: Period, *, rows: bool = True
+    ) -> pl.Expr:
         """A - period (``before``) or the first day D with D - period >= A (``after``), as a
-        column computed once per family."""
+        column computed once per family; on the tables' rows too unless ``rows`` is false
+        (read by the subjects' columns alone)."""
         name = f"_A{'-' if kind == 'before' else '+'}{period.months}m{period.days}d"
         if name not in self.bounds:
             a = pl.col("A")
             self.bounds[name] = (
                 _period_before(a, period) if kind == "before" else _first_day_after(a, period)
             )
+        if rows:
+            self._row_bounds.add(name)
         return pl.col(name)
 
     @property
@@ -490,16 +496,17 @@ class _Compiler:
         elif t.shape == "term":
             frame = frame.filter((pl.col("term_end") <= e) & (pl.col("possible_sessions") > 0))
         frame = frame.with_columns(_row_key(name).alias("_k"))
+        subjects_only = [n for n in self.bounds if n not in self._row_bounds]
         if t.key == "person_id":
             frame = frame.join(
-                self.data("p_base").lazy().drop("role", "birth_date", "_kp"),
+                self.data("p_base").lazy().drop("role", "birth_date", "_kp", *subjects_only),
                 on="person_id",
                 how="inner",
             ).drop("person_id")
         else:
-            frame = frame.join(self.data("f_base").lazy(), on="family_id", how="inner").drop(
-                "family_id"
-            )
+            frame = frame.join(
+                self.data("f_base").lazy().drop(*subjects_only), on="family_id", how="inner"
+            ).drop("family_id")
         relevant = self.relevant.get(name)
         if relevant is not None:
             # only the rows some leaf can look at (the windows are relative to each A)
@@ -519,7 +526,7 @@ class _Compiler:
         if not ranked:
             return frame.with_columns(
                 *[cond.fill_null(False).alias(n) for n, (_, cond, _) in self.selections.items()]
-            ).drop("A", *self.bounds)
+            ).drop("A", *self._row_bounds)
         subject = "_p" if "_p" in ranked else "_f"
         # row_no makes the order total, so a stable sort (the faster one here) changes nothing
         frame = frame.sort(
@@ -549,7 +556,7 @@ class _Compiler:
                 cond = cond & (rank <= last)
             columns.append(cond.fill_null(False).alias(name))
         # every attendance leaf reads the selections, not A: drop A and its dates
-        return frame.with_columns(columns).drop("A", *self.bounds)
+        return frame.with_columns(columns).drop("A", *self._row_bounds)
 
     def touch(self, table: str, rows: pl.Expr | None) -> None:
         """Record the rows of ``table`` a leaf can look at (None: any row)."""
@@ -1033,16 +1040,24 @@ class _Compiler:
     def age(self, spec: Age, level: Level) -> Node:
         """``age`` for every person."""
         assert level == "P", "age needs a person"
-        at, birth = self.anchor(spec.at), pl.col("birth_date")
-        before = (at.dt.month().cast(pl.Int32) * 100 + at.dt.day().cast(pl.Int32)) < (
-            birth.dt.month().cast(pl.Int32) * 100 + birth.dt.day().cast(pl.Int32)
-        )
-        years = at.dt.year().cast(pl.Int32) - birth.dt.year().cast(pl.Int32) - before.cast(pl.Int32)
+        birth = pl.col("birth_date")
+
+        def born_by(years: int) -> pl.Expr:
+            # aged at least ``years`` on D exactly when born on or before D - ``years`` years:
+            # (month, day) pairs compare as dates do, and a 29 February D gives 28 February
+            # (so a 29 February birthday is reached on 1 March in common years, as age_on)
+            if not years:
+                return self.anchor(spec.at)
+            period = Period(months=12 * years)
+            return (
+                self.e_minus(period) if spec.at == "E" else self.bound("before", period, rows=False)
+            )
+
         ok = pl.lit(True)
         if spec.at_least is not None:
-            ok = ok & (years >= spec.at_least)
+            ok = ok & (birth <= born_by(spec.at_least))
         if spec.at_most is not None:
-            ok = ok & (years <= spec.at_most)
+            ok = ok & (birth > born_by(spec.at_most + 1))
         rows = self.p_base.select("_f", "_p", pl.col("_kp").alias("_k"))
         return self.node(
             level,
