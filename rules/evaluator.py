@@ -353,7 +353,10 @@ class _Compiler:
         self.derived: dict[str, _Recipe] = {}
         self.leaves: list[Leaf] = []
         self._cache: dict[str, Any] = {}
-        self._wheres: dict[tuple[tuple[str, tuple[str, ...]], ...], pl.Expr] = {}
+        # per table and filter: the column of the rows and its condition
+        self._wheres: dict[
+            tuple[str, tuple[tuple[str, tuple[str, ...]], ...]], tuple[str, pl.Expr]
+        ] = {}
         # what is read or computed once the plan is compiled: name -> frame
         self._data: dict[str, pl.DataFrame] = {}
         self._tables: list[str] = []  # the tables the plan reads, in the order first read
@@ -507,6 +510,11 @@ class _Compiler:
             frame = frame.join(
                 self.data("f_base").lazy().drop(*subjects_only), on="family_id", how="inner"
             ).drop("family_id")
+        wheres = [
+            cond.alias(column) for (t, _), (column, cond) in self._wheres.items() if t == name
+        ]
+        if wheres:
+            frame = frame.with_columns(wheres)
         relevant = self.relevant.get(name)
         if relevant is not None:
             # only the rows some leaf can look at (the windows are relative to each A)
@@ -672,15 +680,19 @@ class _Compiler:
         frames = [span, *[f.join(people, on="_p", how="semi") for f in (work, claims)]]
         return self._computed(frames, _best_windows)
 
-    def where(self, where: dict[str, list[str]] | None) -> pl.Expr:
-        """A row filter: each column's value among its codes (built once per compilation)."""
+    def where(self, table: str, where: dict[str, list[str]] | None) -> pl.Expr:
+        """A filter of ``table``'s rows: each column's value among its codes. A boolean column
+        of the rows, computed once as they are read (leaves and their evidence test the same
+        few filters many times)."""
         key = tuple((column, tuple(codes)) for column, codes in (where or {}).items())
-        if key not in self._wheres:
+        if not key:
+            return pl.lit(True)
+        if (table, key) not in self._wheres:
             cond = pl.lit(True)
             for column, codes in key:
                 cond = cond & pl.col(column).is_in(list(codes))
-            self._wheres[key] = cond
-        return self._wheres[key]
+            self._wheres[table, key] = (self.name("w"), cond)
+        return pl.col(self._wheres[table, key][0])
 
     def derive(self, frame: _Recipe, *, keep: bool = True) -> tuple[str, _Recipe]:
         """Register a derived frame (kept: computed once) as a source of aggregates; its name
@@ -798,7 +810,7 @@ class _Compiler:
         if self.missing(spec.table):
             return self.const(level, UNKNOWN)
         dated = pl.col(TABLES[spec.table].date or "")
-        where = self.where(spec.where)
+        where = self.where(spec.table, spec.where)
         extra: list[Leaf] = []
         if isinstance(spec.window, InTerms):
             if self.missing("attendance"):
@@ -848,7 +860,7 @@ class _Compiler:
         if self.missing(spec.table):
             return self.const(level, UNKNOWN)
         dated = pl.col(TABLES[spec.table].date or "")
-        where = self.where(spec.where)
+        where = self.where(spec.table, spec.where)
         (blo, bhi), (llo, lhi) = self.window(spec.baseline), self.window(spec.later)
         in_b = where & (dated > blo) & (dated <= bhi)
         in_l = where & (dated > llo) & (dated <= lhi)
@@ -879,7 +891,7 @@ class _Compiler:
             assert spec.overlaps is not None
             lo, hi = self.window(spec.overlaps)
             hit = (start <= hi) & (end > lo) & (start <= end)
-        hit = self.where(spec.where) & hit
+        hit = self.where(spec.table, spec.where) & hit
         self.touch(spec.table, hit)
         n = self.table_agg(level, spec.table, hit.sum()).fill_null(0)
         return self.node(
@@ -898,7 +910,9 @@ class _Compiler:
         start, raw_end = pl.col(t.date or ""), pl.col(t.end or "")
         since = spec.since.period
         cutoff = self.e_minus(since)
-        is_open = self.where(spec.where) & (raw_end.is_null() | (raw_end >= pl.lit(self.e)))
+        is_open = self.where(spec.table, spec.where) & (
+            raw_end.is_null() | (raw_end >= pl.lit(self.e))
+        )
         long_ = is_open & (start <= cutoff)
         self.touch(spec.table, is_open)
         has_long = self.table_agg(level, spec.table, long_.any()).fill_null(False)
@@ -920,7 +934,7 @@ class _Compiler:
         # subject's other spells (the latest, or the runner-up when this one is the only latest)
         top, n_top, runner_up = pl.col("_top"), pl.col("_ntop"), pl.col("_runner")
         other_latest = pl.when((start == top) & (n_top == 1)).then(runner_up).otherwise(top)
-        spells = self.rows(spec.table).filter(self.where(spec.where))
+        spells = self.rows(spec.table).filter(self.where(spec.table, spec.where))
         # the subject's latest start is put on every row first: an aggregate over an
         # expression holding another aggregate (start == start.max()) is evaluated group
         # by group, several times slower
@@ -936,14 +950,14 @@ class _Compiler:
         # a spell can matter only if it ended after A, or started after A (a later spell)
         self.touch(
             spec.table,
-            self.where(spec.where)
+            self.where(spec.table, spec.where)
             & ((end.is_not_null() & (end > pl.col("A"))) | (start > pl.col("A"))),
         )
         ended = (
             end.is_not_null()
             & (end > pl.col("A"))
             & (end <= pl.lit(self.e))
-            & self.where(spec.ended_with)
+            & self.where(spec.table, spec.ended_with)
         )
         candidates = (
             spells.filter(ended)
@@ -1185,17 +1199,17 @@ class _Compiler:
         if self.missing(oow.table, emp.table):
             return self.const(level, UNKNOWN)
         tb, te = TABLES[oow.table], TABLES[emp.table]
-        benefits = self.rows(oow.table).filter(self.where(oow.where))
-        employment = self.rows(emp.table).filter(self.where(emp.where))
+        benefits = self.rows(oow.table).filter(self.where(oow.table, oow.where))
+        employment = self.rows(emp.table).filter(self.where(emp.table, emp.where))
         start = pl.col(tb.date or "")
         covers_a = (start <= pl.col("A")) & (pl.col("A") <= pl.col("_end"))
         # weeks in work are after A: only spells reaching A matter
-        self.touch(oow.table, self.where(oow.where) & (pl.col("_end") >= pl.col("A")))
-        self.touch(emp.table, self.where(emp.where) & (pl.col("_end") > pl.col("A")))
+        self.touch(oow.table, self.where(oow.table, oow.where) & (pl.col("_end") >= pl.col("A")))
+        self.touch(emp.table, self.where(emp.table, emp.where) & (pl.col("_end") > pl.col("A")))
         key = _typed(None, pl.Int64)
         for requirement in sorted(spec.requirements, key=lambda r: (r.weeks, r.out_of)):
             code = requirement.weeks * 100_000 + requirement.out_of
-            key = pl.when(self.where(requirement.when)).then(pl.lit(code)).otherwise(key)
+            key = pl.when(self.where(oow.table, requirement.when)).then(pl.lit(code)).otherwise(key)
         base = (
             benefits.filter(covers_a)
             .group_by("_p")
