@@ -1177,7 +1177,7 @@ class _Compiler:
         """``snapshot_dated_before`` for every subject."""
         if self.missing(spec.table):
             return self.const(level, UNKNOWN)
-        sustained = self.bound("after", spec.sustain.period)
+        sustained = self.bound("after", spec.sustain.period, rows=False)
         subject, latest = self.latest(level, spec.table, spec.window)
         dated = pl.col(TABLES[spec.table].date or "")
         early = latest.join(self.f_base.select("_f", sustained), on="_f", how="inner").filter(
@@ -1376,7 +1376,7 @@ class _Compiler:
         waiting = self.e_minus(period) < pl.col("A")
         return (
             pl.when(waiting).then(PENDING),
-            pl.when(waiting).then(self.bound("after", period)),
+            pl.when(waiting).then(self.bound("after", period, rows=False)),
             (),
         )
 
