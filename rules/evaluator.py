@@ -322,6 +322,7 @@ class _Frame:
     """A subject frame under construction: aggregate joins, then staged columns."""
 
     aggs: dict[tuple[str, str], dict[str, pl.Expr]] = field(default_factory=dict)
+    sums: dict[str, pl.Expr] = field(default_factory=dict)  # aggregate name -> value summed
     keyed: list[tuple[_Recipe, str]] = field(default_factory=list)
     stages: dict[int, dict[str, pl.Expr]] = field(default_factory=dict)
     stage_of: dict[str, int] = field(default_factory=dict)
@@ -600,6 +601,13 @@ class _Compiler:
         """An aggregate of a table's rows for each subject of the level."""
         return self.agg(level, f"rows:{table}", self.group_key(level, table), expr)
 
+    def table_sum(self, level: Level, table: str, value: pl.Expr) -> pl.Expr:
+        """The sum of ``value`` over a table's rows for each subject of the level (an
+        aggregate that :func:`_aggregated` may take as a difference of running totals)."""
+        column = self.table_agg(level, table, value.sum())
+        self.frames[level].sums[column.meta.output_name()] = value
+        return column
+
     def keyed(self, level: Level, frame: _Recipe, key: str, columns: Sequence[str]) -> None:
         """Join a frame with one row per ``key`` and ``columns`` (uniquely named)."""
         self.frames[level].keyed.append((frame.select(key, *columns), key))
@@ -837,7 +845,7 @@ class _Compiler:
                 lo, hi = self.window(spec.window)
             cond = where & (dated > lo) & (dated <= hi)
             self.touch(spec.table, cond)
-            n = self.table_agg(level, spec.table, cond.sum()).fill_null(0)
+            n = self.table_sum(level, spec.table, cond).fill_null(0)
             rows = self.rows(spec.table).filter(cond)
         # counts are whole numbers: compare with the threshold rounded the safe way
         if spec.at_least is not None:
@@ -865,8 +873,8 @@ class _Compiler:
         in_b = where & (dated > blo) & (dated <= bhi)
         in_l = where & (dated > llo) & (dated <= lhi)
         self.touch(spec.table, in_b | in_l)
-        b = self.table_agg(level, spec.table, in_b.sum()).fill_null(0).cast(pl.Int64)
-        later = self.table_agg(level, spec.table, in_l.sum()).fill_null(0).cast(pl.Int64)
+        b = self.table_sum(level, spec.table, in_b).fill_null(0).cast(pl.Int64)
+        later = self.table_sum(level, spec.table, in_l).fill_null(0).cast(pl.Int64)
         num, den = spec.at_least_percent.as_integer_ratio()
         # 100 * later <= (100 - p) * baseline, in integers
         ok = later * (100 * den) <= b * (100 * den - num)
@@ -893,7 +901,7 @@ class _Compiler:
             hit = (start <= hi) & (end > lo) & (start <= end)
         hit = self.where(spec.table, spec.where) & hit
         self.touch(spec.table, hit)
-        n = self.table_agg(level, spec.table, hit.sum()).fill_null(0)
+        n = self.table_sum(level, spec.table, hit).fill_null(0)
         return self.node(
             level,
             pl.when(n > 0).then(MET).otherwise(NOT_MET),
@@ -1012,13 +1020,13 @@ class _Compiler:
         if self.missing(spec.table):
             return self.const(level, UNKNOWN)
         selected = pl.col(self.selection(spec.terms, level))
-        u = self.table_agg(
-            level, "attendance", pl.when(selected).then(pl.col("unauthorised_sessions")).sum()
+        u = self.table_sum(
+            level, "attendance", pl.when(selected).then(pl.col("unauthorised_sessions"))
         ).cast(pl.Int64)
-        p = self.table_agg(
-            level, "attendance", pl.when(selected).then(pl.col("possible_sessions")).sum()
+        p = self.table_sum(
+            level, "attendance", pl.when(selected).then(pl.col("possible_sessions"))
         ).cast(pl.Int64)
-        n = self.table_agg(level, "attendance", selected.sum()).fill_null(0)
+        n = self.table_sum(level, "attendance", selected).fill_null(0)
         if spec.at_least_percent is not None:
             pct, cmp, direction = spec.at_least_percent, "ge", 1
         else:
@@ -1042,7 +1050,7 @@ class _Compiler:
         if self.missing(spec.table):
             return self.const(level, UNKNOWN)
         selected = pl.col(self.selection(spec.terms, level))
-        n = self.table_agg(level, "attendance", selected.sum()).fill_null(0)
+        n = self.table_sum(level, "attendance", selected).fill_null(0)
         return self.node(
             level,
             pl.when(n >= spec.at_least).then(MET).otherwise(NOT_MET),
@@ -1841,6 +1849,44 @@ def _align(keys: pl.Series, frame: pl.DataFrame, key: str) -> pl.DataFrame:
     return frame.select(pl.all().exclude(key).gather(index))
 
 
+def _named(exprs: dict[str, pl.Expr]) -> list[pl.Expr]:
+    return [e.alias(n) for n, e in exprs.items()]
+
+
+def _aggregated(
+    rows: pl.DataFrame, group: str, aggs: dict[str, pl.Expr], sums: dict[str, pl.Expr]
+) -> pl.LazyFrame:
+    """The aggregates of ``rows`` per ``group``, one row per group.
+
+    Where the rows are sorted by ``group`` and every aggregate is a sum of integers (the
+    attendance terms of each person), each sum is the difference of the running total at
+    the group's last row and at the previous group's: polars' ``group_by`` pays a cost per
+    group and aggregate, many times that of the running totals.
+    """
+    frame = rows.lazy()
+    if rows.get_column(group).flags["SORTED_ASC"] and all(n in sums for n in aggs):
+        values = {n: sums[n] for n in aggs}
+        schema = frame.select(**values, **{f"{n}:sum": e.sum() for n, e in values.items()})
+        types = schema.collect_schema()
+        if all(types[n].is_integer() or types[n] == pl.Boolean for n in values):
+            g = pl.col(group)
+            last = (g != g.shift(-1)).fill_null(True)
+            # running totals: null values add nothing (as sum skips them)
+            totals = [e.cum_sum().forward_fill().fill_null(0).alias(n) for n, e in values.items()]
+            return (
+                frame.select(group, *totals)
+                .filter(last)
+                .select(
+                    group,
+                    *[
+                        (pl.col(n) - pl.col(n).shift(1).fill_null(0)).cast(types[f"{n}:sum"])
+                        for n in values
+                    ],
+                )
+            )
+    return frame.group_by(group).agg(*_named(aggs))
+
+
 def _frame(
     c: _Compiler, level: Level, base: pl.DataFrame, needed: Sequence[pl.Expr]
 ) -> pl.DataFrame:
@@ -1849,10 +1895,10 @@ def _frame(
     spec = c.frames[level]
     pieces: list[tuple[pl.LazyFrame, str]] = []
     for (source, group), aggs in spec.aggs.items():
-        rows = c.derived[source] if source in c.derived else c.rows(source.removeprefix("rows:"))
-        pieces.append(
-            (rows.frame().group_by(group).agg(*[e.alias(n) for n, e in aggs.items()]), group)
-        )
+        if source in c.derived:
+            pieces.append((c.derived[source].frame().group_by(group).agg(*_named(aggs)), group))
+        else:
+            pieces.append((_aggregated(c.data(source), group, aggs, spec.sums), group))
     pieces += [(frame.frame(), key) for frame, key in spec.keyed]
     grouped = pl.collect_all([p for p, _ in pieces], engine=_ENGINE) if pieces else []
     aligned = [

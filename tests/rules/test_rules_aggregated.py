@@ -1,0 +1,79 @@
+"""Aggregates of a table's rows per subject agree with polars' own ``group_by``, whether they
+are taken as differences of running totals (sorted rows, integer sums) or not."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import rules.evaluator as ev
+
+VALUES: dict[str, tuple[pl.DataType, st.SearchStrategy[object]]] = {
+    "flag": (pl.Boolean(), st.booleans()),
+    "code": (pl.Int8(), st.integers(-128, 127)),
+    "sessions": (pl.Int64(), st.integers(-(2**40), 2**40)),
+    "rate": (pl.Float64(), st.floats(-1e6, 1e6, allow_nan=False)),
+    "money": (pl.Decimal(12, 2), st.decimals(-10_000, 10_000, places=2)),
+}
+
+
+@st.composite
+def rows(draw: st.DrawFn) -> pl.DataFrame:
+    """Rows of a few subjects, sorted by subject (``_p``), some values null."""
+    sizes = draw(st.lists(st.integers(1, 5), min_size=0, max_size=8))
+    subjects = sorted(
+        draw(st.lists(st.integers(0, 40), min_size=len(sizes), max_size=len(sizes), unique=True))
+    )
+    keys = [p for p, n in zip(subjects, sizes, strict=True) for _ in range(n)]
+    data = {"_p": pl.Series("_p", keys, dtype=pl.UInt32).set_sorted()}
+    for name, (dtype, values) in VALUES.items():
+        cells = draw(st.lists(st.none() | values, min_size=len(keys), max_size=len(keys)))
+        data[name] = pl.Series(name, cells, dtype=dtype)
+    return pl.DataFrame(data)
+
+
+def _sums(*names: str) -> dict[str, pl.Expr]:
+    values = {f"sum_{n}": pl.col(n) for n in names}
+    values["flag_sessions"] = pl.when(pl.col("flag")).then(pl.col("sessions"))
+    return values
+
+
+def _check(frame: pl.DataFrame, aggs: dict[str, pl.Expr], sums: dict[str, pl.Expr]) -> None:
+    got = ev._aggregated(frame, "_p", aggs, sums).collect().sort("_p")
+    want = frame.group_by("_p").agg(*[e.alias(n) for n, e in aggs.items()]).sort("_p")
+    assert got.schema == want.schema
+    assert got.equals(want), (got, want)
+
+
+@settings(max_examples=80, deadline=None)
+@given(frame=rows())
+def test_integer_sums_of_sorted_rows_match_group_by(frame: pl.DataFrame) -> None:
+    sums = _sums("flag", "code", "sessions")
+    _check(frame, {n: e.sum() for n, e in sums.items()}, sums)
+
+
+@pytest.mark.parametrize("column", ["rate", "money"])
+@settings(max_examples=30, deadline=None)
+@given(frame=rows())
+def test_sums_that_are_not_integers_are_left_to_group_by(column: str, frame: pl.DataFrame) -> None:
+    sums = _sums("sessions", column)
+    _check(frame, {n: e.sum() for n, e in sums.items()}, sums)
+    if frame.height and column == "money":
+        got = ev._aggregated(frame, "_p", {"m": pl.col("money").sum()}, {"m": pl.col("money")})
+        assert all(isinstance(v, Decimal) for v in got.collect()["m"])
+
+
+@settings(max_examples=30, deadline=None)
+@given(frame=rows())
+def test_other_aggregates_and_unsorted_rows_are_left_to_group_by(frame: pl.DataFrame) -> None:
+    sums = _sums("sessions")
+    aggs = {n: e.sum() for n, e in sums.items()} | {"low": pl.col("sessions").min()}
+    _check(frame, aggs, sums)
+    # the same rows without the sorted flag: polars' group_by, same answer
+    unsorted = frame.with_columns(pl.Series("_p", frame["_p"].to_list(), dtype=pl.UInt32))
+    assert not unsorted["_p"].flags["SORTED_ASC"] or unsorted.height <= 1
+    _check(unsorted, {n: e.sum() for n, e in sums.items()}, sums)
