@@ -371,6 +371,7 @@ class _Compiler:
         families = self.all_families.collect(engine=_ENGINE)
         self.n_families = families.height
         self.all_families = families.lazy()
+        self._data["families"] = families
         f_base = self._attached.select(
             "_f", "family_id", "A", *[e.alias(n) for n, e in self.bounds.items()]
         )
@@ -2215,9 +2216,12 @@ def _result(
     """The result's query, one row per family (every family, attached or not): attachment,
     claim fields, every key's state, date and figure; and its column names (the front,
     the states and dates, the figures)."""
-    computed = f_frame.lazy().select("_f", *[e.alias(n) for n, e in results.items()])
-    # every family, in family_id order (_f numbers them so)
-    frame = c.all_families.join(computed, on="_f", how="left", maintain_order="left")
+    computed = f_frame.select("_f", *[e.alias(n) for n, e in results.items()])
+    # every family, in family_id order (_f numbers them so), with its row of F (if attached)
+    families = c.data("families")
+    frame = pl.concat(
+        [families, _align(families.get_column("_f"), computed, "_f")], how="horizontal"
+    ).lazy()
     attached = pl.col("_eligible").is_not_null()
     columns: list[pl.Expr] = [
         pl.col("family_id"),
