@@ -12,6 +12,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
+import polars as pl
 from hypothesis import strategies as st
 
 from rules import Sources, add_months, sources_from_records
@@ -39,6 +40,31 @@ class Council:
         """The Sources these records describe."""
         tables = {t: rows for t, rows in self.records.items() if t not in self.not_loaded}
         return sources_from_records(tables, self.claimed_family_ids)
+
+
+@st.composite
+def runs(
+    draw: st.DrawFn,
+    key: str,
+    columns: dict[str, tuple[pl.DataType, st.SearchStrategy[Any]]],
+    *,
+    max_run: int,
+    max_key: int,
+) -> pl.DataFrame:
+    """Rows in runs of a sorted ``key`` (a few subjects, each with 1 to ``max_run`` rows), and
+    one column per ``columns`` entry (dtype, values), some cells null."""
+    sizes = draw(st.lists(st.integers(1, max_run), min_size=0, max_size=8))
+    subjects = sorted(
+        draw(
+            st.lists(st.integers(0, max_key), min_size=len(sizes), max_size=len(sizes), unique=True)
+        )
+    )
+    keys = [k for k, n in zip(subjects, sizes, strict=True) for _ in range(n)]
+    data = {key: pl.Series(key, keys, dtype=pl.UInt32)}
+    for name, (dtype, values) in columns.items():
+        cells = draw(st.lists(st.none() | values, min_size=len(keys), max_size=len(keys)))
+        data[name] = pl.Series(name, cells, dtype=dtype)
+    return pl.DataFrame(data)
 
 
 @st.composite

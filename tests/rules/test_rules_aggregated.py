@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import polars as pl
 import pytest
+from _rules_gen import runs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,19 +22,10 @@ VALUES: dict[str, tuple[pl.DataType, st.SearchStrategy[object]]] = {
 }
 
 
-@st.composite
-def rows(draw: st.DrawFn) -> pl.DataFrame:
-    """Rows of a few subjects, sorted by subject (``_p``), some values null."""
-    sizes = draw(st.lists(st.integers(1, 5), min_size=0, max_size=8))
-    subjects = sorted(
-        draw(st.lists(st.integers(0, 40), min_size=len(sizes), max_size=len(sizes), unique=True))
-    )
-    keys = [p for p, n in zip(subjects, sizes, strict=True) for _ in range(n)]
-    data = {"_p": pl.Series("_p", keys, dtype=pl.UInt32).set_sorted()}
-    for name, (dtype, values) in VALUES.items():
-        cells = draw(st.lists(st.none() | values, min_size=len(keys), max_size=len(keys)))
-        data[name] = pl.Series(name, cells, dtype=dtype)
-    return pl.DataFrame(data)
+def rows() -> st.SearchStrategy[pl.DataFrame]:
+    """Rows of a few subjects, sorted by subject (``_p``, flagged sorted), some values null."""
+    frame = runs("_p", VALUES, max_run=5, max_key=40)
+    return frame.map(lambda f: f.with_columns(pl.col("_p").set_sorted()))
 
 
 def _sums(*names: str) -> dict[str, pl.Expr]:

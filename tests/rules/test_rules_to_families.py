@@ -9,6 +9,7 @@ from unittest.mock import patch
 
 import polars as pl
 import pytest
+from _rules_gen import runs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -25,20 +26,6 @@ COLUMNS: dict[str, tuple[pl.DataType, st.SearchStrategy[object]]] = {
 }
 
 
-@st.composite
-def people(draw: st.DrawFn) -> pl.DataFrame:
-    sizes = draw(st.lists(st.integers(1, 4), min_size=0, max_size=8))
-    families = sorted(
-        draw(st.lists(st.integers(0, 50), min_size=len(sizes), max_size=len(sizes), unique=True))
-    )
-    rows = [f for f, n in zip(families, sizes, strict=True) for _ in range(n)]
-    data: dict[str, pl.Series] = {"_f": pl.Series("_f", rows, dtype=pl.UInt32)}
-    for name, (dtype, values) in COLUMNS.items():
-        cells = draw(st.lists(st.none() | values, min_size=len(rows), max_size=len(rows)))
-        data[name] = pl.Series(name, cells, dtype=dtype)
-    return pl.DataFrame(data)
-
-
 def _expected(frame: pl.DataFrame, p2f: dict[str, tuple[str, How]]) -> pl.DataFrame:
     return (
         frame.group_by("_f", maintain_order=True)
@@ -49,7 +36,7 @@ def _expected(frame: pl.DataFrame, p2f: dict[str, tuple[str, How]]) -> pl.DataFr
 
 @pytest.mark.parametrize("block", [1, 3, ev._P_BLOCK_ROWS])
 @settings(max_examples=60, deadline=None)
-@given(frame=people())
+@given(frame=runs("_f", COLUMNS, max_run=4, max_key=50))
 def test_to_families_matches_polars_aggregation(block: int, frame: pl.DataFrame) -> None:
     p2f: dict[str, tuple[str, How]] = {}
     for column in COLUMNS:
