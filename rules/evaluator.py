@@ -14,7 +14,11 @@ A leaf primitive (``count``, ``spell``, ``term_rate`` ...) becomes aggregate
 expressions over the rows of its source table: each table is read once, as of
 E, joined once to its subjects, and grouped once per subject level, with every
 leaf that reads it contributing conditional aggregates to the same
-``group_by`` (``(cond).sum()``, ``when(cond).then(x).min()``). Primitives that
+``group_by`` (``(cond).sum()``, ``when(cond).then(x).min()``). A table's
+``where`` filters (codes of a column) are boolean columns of its rows, computed
+as they are read; where the rows are sorted by subject (the attendance terms)
+and every aggregate is an integer sum, the sums are differences of running
+totals instead of a ``group_by`` (``_aggregated``). Primitives that
 need more than one pass (the most recent terms, the latest snapshot of each
 kind, "no later spell") build small derived frames keyed by subject; weeks in
 work is a numpy pass over the runs of weeks in work (``_best_windows``).
