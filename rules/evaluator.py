@@ -335,7 +335,7 @@ class _Frame:
 class _Compiler:
     """Compiles a plan into lazy frames for one set of sources and one E."""
 
-    all_families: pl.LazyFrame
+    _families: pl.LazyFrame  # every family, numbered (_f) in family_id order; read by read()
     _people: pl.LazyFrame
 
     def __init__(self, sources: Sources, as_of: date) -> None:
@@ -372,11 +372,11 @@ class _Compiler:
     def read(self) -> None:
         """Read every table once, knowing every row the compiled plan can look at: the
         families, the subjects, each table's rows; then compute the derived frames."""
-        families = self.all_families.collect(engine=_ENGINE)
+        families = self._families.collect(engine=_ENGINE)
         self.n_families = families.height
-        self.all_families = families.lazy()
         self._data["families"] = families
-        f_base = self._attached.select(
+        attached = families.lazy().filter(pl.col("A").is_not_null() & (pl.col("A") <= self.e))
+        f_base = attached.select(
             "_f", "family_id", "A", *[e.alias(n) for n, e in self.bounds.items()]
         )
         p_base = (
@@ -444,7 +444,7 @@ class _Compiler:
         if families is None:
             families = pl.LazyFrame(schema=TABLES["families"].schema)
         # families numbered in family_id order: the result comes out in that order
-        self.all_families = (
+        self._families = (
             families.select("family_id", "locality", pl.col("attached_on").alias("A"))
             .sort("family_id")
             .with_row_index("_f")
@@ -453,11 +453,6 @@ class _Compiler:
         if people is None:
             people = pl.LazyFrame(schema=TABLES["people"].schema)
         self._people = people
-
-    @property
-    def _attached(self) -> pl.LazyFrame:
-        """The families attached by E."""
-        return self.all_families.filter(pl.col("A").is_not_null() & (pl.col("A") <= self.e))
 
     def bound(
         self, kind: Literal["before", "after"], period: Period, *, rows: bool = True
