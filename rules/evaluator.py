@@ -528,8 +528,9 @@ class _Compiler:
         """Add a column per term selection: whether the row is a selected term of its subject.
 
         Most recent first: by term_end, then term_start, then row order. The rows are
-        sorted once that way within each subject; a selection's rank is then a running
-        count of its rows from the subject's first row (no window functions).
+        sorted once within each subject, least recent first (the order extracts usually
+        come in, which the sort makes use of); a selection's rank is then a count of its
+        rows from the subject's last row back (no window functions).
         """
         ranked = [subject for subject, _, last in self.selections.values() if last]
         if not ranked:
@@ -543,18 +544,20 @@ class _Compiler:
             "term_end",
             "term_start",
             "row_no",
-            descending=[False, True, True, False],
+            descending=[False, False, False, True],
             maintain_order=True,
         ).with_columns(pl.col(subject).set_sorted())
-        first = (pl.col(subject) != pl.col(subject).shift(1)).fill_null(True)
+        final = (pl.col(subject) != pl.col(subject).shift(-1)).fill_null(True)
         columns = []
         for name, (own, cond, last) in self.selections.items():
             cond = cond.fill_null(False)
             if last:
                 if own == subject:
+                    # the running count at the subject's last row, less the count before
+                    # this row: the subject's rows from this one on
                     hits = cond.cast(pl.UInt32).cum_sum()
-                    before = pl.when(first).then(hits - cond.cast(pl.UInt32)).forward_fill()
-                    rank = hits - before
+                    total = pl.when(final).then(hits).backward_fill()
+                    rank = total - hits + cond.cast(pl.UInt32)
                 else:
                     recency = (
                         (_days(pl.col("term_end")) + _BIG).cast(pl.Int128) * (1 << 64)
