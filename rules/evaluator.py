@@ -1840,16 +1840,26 @@ def _compile(c: _Compiler, plan: Plan) -> tuple[_Plan, pl.Expr]:
     return out, eligible
 
 
-def _align(keys: pl.Series, frame: pl.DataFrame, key: str) -> pl.DataFrame:
-    """The rows of ``frame`` (one per ``key``) for each of ``keys``, in that order; null rows
-    for keys it lacks. A gather, where a join would hash."""
-    have = frame.get_column(key).to_numpy().astype(np.int64)
+def _index(keys: pl.Series, have: pl.Series) -> pl.Series:
+    """For each of ``keys``, the position of the same key in ``have`` (unique keys); null
+    where ``have`` lacks it."""
+    had = have.to_numpy().astype(np.int64)
     want = keys.to_numpy().astype(np.int64)
-    size = int(max(have.max(initial=-1), want.max(initial=-1))) + 1
+    size = int(max(had.max(initial=-1), want.max(initial=-1))) + 1
     lookup = np.full(size, -1, dtype=np.int64)
-    lookup[have] = np.arange(len(have))
-    index = pl.Series(lookup[want]).cast(pl.UInt32, strict=False)  # missing: null
-    return frame.select(pl.all().exclude(key).gather(index))
+    lookup[had] = np.arange(len(had))
+    return pl.Series(lookup[want]).cast(pl.UInt32, strict=False)  # missing: null
+
+
+def _aligned(
+    keys: pl.Series, frame: pl.DataFrame, key: str, exprs: Sequence[pl.Expr] | None = None
+) -> pl.LazyFrame:
+    """The rows of ``frame`` (one per ``key``) for each of ``keys``, in that order, null rows
+    for keys it lacks: its columns but ``key`` (or ``exprs`` of them). A gather, where a
+    join would hash; a query, so that it runs as part of the one it is put in."""
+    index = pl.lit(_index(keys, frame.get_column(key)))
+    rows = frame.lazy() if exprs is None else frame.lazy().select(key, *exprs)
+    return rows.select(pl.all().exclude(key).gather(index))
 
 
 def _named(exprs: dict[str, pl.Expr]) -> list[pl.Expr]:
@@ -1891,10 +1901,15 @@ def _aggregated(
 
 
 def _frame(
-    c: _Compiler, level: Level, base: pl.DataFrame, needed: Sequence[pl.Expr]
+    c: _Compiler,
+    level: Level,
+    base: pl.DataFrame,
+    needed: Sequence[pl.Expr],
+    alongside: Sequence[tuple[pl.DataFrame, str]] = (),
 ) -> pl.DataFrame:
-    """A subject frame: its base, the aggregates and keyed frames put alongside, then the
-    columns; only the columns ``needed`` reads are kept."""
+    """A subject frame: its base, the aggregates, keyed frames and frames ``alongside``
+    (each with its key) put alongside, then the columns; only the columns ``needed``
+    reads are kept."""
     spec = c.frames[level]
     pieces: list[tuple[pl.LazyFrame, str]] = []
     for (source, group), aggs in spec.aggs.items():
@@ -1904,12 +1919,13 @@ def _frame(
             pieces.append((_aggregated(c.data(source), group, aggs, spec.sums), group))
     pieces += [(frame.frame(), key) for frame, key in spec.keyed]
     grouped = pl.collect_all([p for p, _ in pieces], engine=_ENGINE) if pieces else []
-    aligned = [
-        _align(base.get_column(on), g, on) for g, (_, on) in zip(grouped, pieces, strict=True)
-    ]
-    joined = pl.concat([base, *aligned], how="horizontal")
-    names = joined.columns
-    frame = joined.lazy()
+    keyed = [*zip(grouped, [on for _, on in pieces], strict=True), *alongside]
+    # each piece's rows put alongside the base's by gathers in the frame's own query
+    frame = pl.concat(
+        [base.lazy(), *[_aligned(base.get_column(on), g, on) for g, on in keyed]],
+        how="horizontal",
+    )
+    names = [*base.columns, *[n for g, on in keyed for n in g.columns if n != on]]
     for stage in sorted(spec.stages):
         frame = frame.with_columns(*[e.alias(n) for n, e in spec.stages[stage].items()])
         names += spec.stages[stage]  # fresh names: each stage only adds columns
@@ -2218,12 +2234,10 @@ def _result(
     """The result's query, one row per family (every family, attached or not): attachment,
     claim fields, every key's state, date and figure; and its column names (the front,
     the states and dates, the figures)."""
-    computed = f_frame.select("_f", *[e.alias(n) for n, e in results.items()])
     # every family, in family_id order (_f numbers them so), with its row of F (if attached)
     families = c.data("families")
-    frame = pl.concat(
-        [families, _align(families.get_column("_f"), computed, "_f")], how="horizontal"
-    ).lazy()
+    computed = _aligned(families.get_column("_f"), f_frame, "_f", _named(results))
+    frame = pl.concat([families.lazy(), computed], how="horizontal")
     attached = pl.col("_eligible").is_not_null()
     columns: list[pl.Expr] = [
         pl.col("family_id"),
@@ -2345,14 +2359,9 @@ def _assemble(
             if c.big
             else pool.submit(_people, out, p_frame, c.n_families)
         )
-        f_base = c.data("f_base")
-        if c.p2f:
-            people = _to_families(p_frame, c.p2f)
-            f_base = pl.concat(
-                [f_base, _align(f_base.get_column("_f"), people, "_f")], how="horizontal"
-            )
+        people = [(_to_families(p_frame, c.p2f), "_f")] if c.p2f else []
         f_needed = [*results.values(), *[e for leaf in leaves for e in leaf.f_conds]]
-        f_frame = _frame(c, "F", f_base, f_needed)
+        f_frame = _frame(c, "F", c.data("f_base"), f_needed, people)
         evidence = (
             _Later(_evidence, c, out, leaves, key_no, f_frame, p_frame=p_frame)
             if by_people is None
