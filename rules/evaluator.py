@@ -137,11 +137,9 @@ _ROW_MASK = (1 << _ROW_BITS) - 1
 _ROW_KEY_BITS = _ROW_BITS + (len(ROW_TABLES) - 1).bit_length()  # a row key fits in these
 ROW_REF = pl.Struct({"table": ROW_TABLE_ENUM, "row_no": pl.Int64})
 _SWAP = pl.lit(pl.Series("swap", [CODES[negate(state)] for state in NAMES], dtype=CODE))
-# each code's position in STATE_ENUM: codes become states by a gather and a cast from
-# positions (replace_strict into an Enum costs over ten times as much)
-_ENUM_INDEX = pl.lit(
-    pl.Series("enum_index", [STATES.index(state) for state in NAMES], dtype=pl.UInt32)
-)
+# each code's state: codes become states by a gather (replace_strict into an Enum costs
+# over ten times as much, a gather of positions then a cast twice as much)
+_STATE_OF_CODE = pl.lit(pl.Series("state", list(NAMES), dtype=STATE_ENUM))
 _BIG = 1 << 20  # shifts day numbers to be positive in sort keys
 _ENGINE: Literal["in-memory", "streaming"] = "in-memory"
 _STREAM_FROM = 100_000  # attached families from which the source tables are read streaming
@@ -179,7 +177,7 @@ def _swap(e: pl.Expr) -> pl.Expr:
 
 def _state_enum(code: pl.Expr) -> pl.Expr:
     """State codes as STATE_ENUM values."""
-    return _by_code(_ENUM_INDEX, code).cat.to(STATE_ENUM)
+    return _by_code(_STATE_OF_CODE, code)
 
 
 def _code(code: int) -> pl.Expr:
