@@ -136,6 +136,7 @@ _ROW_BITS = 40
 _ROW_MASK = (1 << _ROW_BITS) - 1
 _ROW_KEY_BITS = _ROW_BITS + (len(ROW_TABLES) - 1).bit_length()  # a row key fits in these
 ROW_REF = pl.Struct({"table": ROW_TABLE_ENUM, "row_no": pl.Int64})
+_TABLE_OF_NUMBER = pl.lit(pl.Series("table", ROW_TABLES, dtype=ROW_TABLE_ENUM))
 _SWAP = pl.lit(pl.Series("swap", [CODES[negate(state)] for state in NAMES], dtype=CODE))
 # each code's state: codes become states by a gather (replace_strict into an Enum costs
 # over ten times as much, a gather of positions then a cast twice as much)
@@ -2163,7 +2164,7 @@ def _evidence(
             ]
         )
     ref = pl.struct(
-        (pl.col("_v") // (1 << _ROW_BITS)).cast(pl.UInt32).cat.to(ROW_TABLE_ENUM).alias("table"),
+        _TABLE_OF_NUMBER.gather(pl.col("_v") // (1 << _ROW_BITS)).alias("table"),
         (pl.col("_v") & _ROW_MASK).alias("row_no"),
     )
     return _grouped(rows, ref, _ROW_KEY_BITS, len(key_no), n_families)
