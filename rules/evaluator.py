@@ -1855,7 +1855,10 @@ def _aligned(
 ) -> pl.LazyFrame:
     """The rows of ``frame`` (one per ``key``) for each of ``keys``, in that order, null rows
     for keys it lacks: its columns but ``key`` (or ``exprs`` of them). A gather, where a
-    join would hash; a query, so that it runs as part of the one it is put in."""
+    join would hash; a query, so that it runs as part of the one it is put in. The data
+    stays a frame of its own, not literal series gathered: polars' common subexpression
+    elimination takes two literal series that compare equal (two empty ones of different
+    types) for one."""
     index = pl.lit(_index(keys, frame.get_column(key)))
     rows = frame.lazy() if exprs is None else frame.lazy().select(key, *exprs)
     return rows.select(pl.all().exclude(key).gather(index))
