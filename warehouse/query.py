@@ -43,7 +43,9 @@ def read_column(engine: Engine, db_table: str, column: str) -> pl.Series:
 
 
 def read_table(engine: Engine, name: str) -> pl.DataFrame:
-    """The current snapshot of extract table ``name``: ``row_no`` + typed contract columns."""
+    """The current snapshot of extract table ``name``: ``row_no`` + typed contract columns,
+    each one contiguous chunk (an evaluation reads them many times, and polars gathers and
+    joins chunked columns more slowly)."""
     t = table(name)
     cols = ["row_no", *t.column_names]
     quoted = ", ".join(f'"{c}"' for c in cols)
@@ -76,7 +78,7 @@ def read_table(engine: Engine, name: str) -> pl.DataFrame:
             rows = cur.execute(sql).fetchall()
             cur.close()
         raw = pl.DataFrame(rows or None, schema=schema, orient="row")
-    return _typed(t, raw)
+    return _typed(t, raw).rechunk()
 
 
 def _typed(t: Table, raw: pl.DataFrame) -> pl.DataFrame:

@@ -91,6 +91,8 @@ def test_loads_every_synthetic_table(engine: Engine, synth_folder: Path, tmp_pat
     for name, frame in all_frames(engine).items():
         assert frame.height == expected_rows[name]
         assert frame.get_column("row_no").to_list() == list(range(2, expected_rows[name] + 2))
+        # one contiguous chunk per column, however the backend hands the rows over
+        assert set(frame.n_chunks("all")) == {1}, (name, frame.n_chunks("all"))
 
 
 # ------------------------------------------------------------------ typed round trip
