@@ -136,15 +136,18 @@ WARMUP_FAMILIES = 200  # the untimed council each measuring process evaluates fi
 
 
 def _parquet_sources(folder: Path) -> tuple[dict[str, object], int]:
-    """Typed frames straight from the synthetic Parquet files, with ``row_no`` as the loader sets it."""
+    """Typed frames straight from the synthetic Parquet files, with ``row_no`` as the loader
+    sets it, each column one contiguous chunk as the loader gives it (``warehouse.read_table``)."""
     import polars as pl
 
     tables: dict[str, object] = {}
     rows = 0
     for t in warehouse.TABLES:
         frame = pl.read_parquet(folder / f"{t.name}.parquet")
-        frame = frame.with_row_index("row_no", offset=2).with_columns(
-            pl.col("row_no").cast(pl.Int64)
+        frame = (
+            frame.with_row_index("row_no", offset=2)
+            .with_columns(pl.col("row_no").cast(pl.Int64))
+            .rechunk()
         )
         rows += frame.height
         tables[t.name] = frame.lazy()
