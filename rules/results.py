@@ -190,27 +190,32 @@ class FamilyResult:
                 return h
         raise KeyError(code)
 
-    def states(self) -> dict[str, tuple[State, date | None]]:
-        """Every state and earliest date, flat, keyed by a dotted name.
+    def results(self) -> dict[str, Result]:
+        """Every result, flat, keyed by a dotted name.
 
         Keys: ``eligibility``, ``ssp``, ``ce``, ``<headline>``,
         ``<headline>.outcome``, ``<headline>.<indicator>`` and
-        ``<headline>.<indicator>.outcome``. Used to compare evaluators.
+        ``<headline>.<indicator>.outcome`` (an outcome only where it was judged).
         """
-        out: dict[str, tuple[State, date | None]] = {
-            "eligibility": (self.eligibility.state, None),
-            "ssp": (self.ssp.state, self.ssp.earliest),
-            "ce": (self.ce.state, self.ce.earliest),
-        }
+        out: dict[str, Result] = {"eligibility": self.eligibility, "ssp": self.ssp, "ce": self.ce}
         for h in self.headlines:
-            out[h.code] = (h.identification.state, None)
+            out[h.code] = h.identification
             if h.outcome is not None:
-                out[f"{h.code}.outcome"] = (h.outcome.state, h.outcome.earliest)
+                out[f"{h.code}.outcome"] = h.outcome
             for i in h.indicators:
-                out[f"{h.code}.{i.code}"] = (i.identification.state, None)
+                out[f"{h.code}.{i.code}"] = i.identification
                 if i.outcome is not None:
-                    out[f"{h.code}.{i.code}.outcome"] = (i.outcome.state, i.outcome.earliest)
+                    out[f"{h.code}.{i.code}.outcome"] = i.outcome
         return out
+
+    def states(self) -> dict[str, tuple[State, date | None]]:
+        """Every state and earliest date, keyed as :meth:`results`; a date only for SSP, CE
+        and outcomes (eligibility and identification are judged at A and have none). Used
+        to compare evaluators."""
+        return {
+            k: (r.state, r.earliest if k in ("ssp", "ce") or k.endswith(".outcome") else None)
+            for k, r in self.results().items()
+        }
 
     def explain(self) -> str:
         """Why the family is or is not eligible and claimable, as a readable tree."""

@@ -37,7 +37,6 @@ import yaml
 from rules import (
     FamilyResult,
     Plan,
-    Result,
     State,
     evaluate,
     evaluate_reference,
@@ -88,23 +87,6 @@ def build_sources_records(case: dict[str, Any]) -> dict[str, list[dict[str, Any]
     return records
 
 
-def _result(family: FamilyResult, key: str) -> Result:
-    parts = key.split(".")
-    if key in ("eligibility", "ssp", "ce"):
-        return getattr(family, key)  # type: ignore[no-any-return]
-    headline = family.headline(parts[0])
-    if len(parts) == 1:
-        return headline.identification
-    if parts[1] == "outcome":
-        assert headline.outcome is not None, f"{key}: headline not identified"
-        return headline.outcome
-    indicator = headline.indicator(parts[1])
-    if len(parts) == 2:
-        return indicator.identification
-    assert indicator.outcome is not None, f"{key}: indicator has no outcome"
-    return indicator.outcome
-
-
 @dataclass
 class PolarsFamily:
     """One family's row of the polars evaluator's frame, read like a FamilyResult."""
@@ -149,7 +131,7 @@ def check(family: FamilyResult | PolarsFamily, expect: dict[str, Any]) -> None:
                         continue  # not carried by the polars evaluator (see Evaluation)
                     got = [[str(r["table"]), r["row_no"]] for r in family.row[f"rows:{name}"]]
                 else:
-                    got = [[r.table, r.row_no] for r in _result(family, name).all_rows()]
+                    got = [[r.table, r.row_no] for r in family.results()[name].all_rows()]
                 assert got == sorted(refs), f"rows {name}: {got} != {sorted(refs)}"
         else:
             assert key in states, f"{key}: no such state (have {sorted(states)})"
@@ -160,7 +142,7 @@ def check(family: FamilyResult | PolarsFamily, expect: dict[str, Any]) -> None:
                 want_state, want_date = want, None
             if isinstance(want_date, str):
                 want_date = date.fromisoformat(want_date)
-            why = "" if isinstance(family, PolarsFamily) else _result(family, key).explain()
+            why = "" if isinstance(family, PolarsFamily) else family.results()[key].explain()
             assert (state, earliest) == (want_state, want_date), (
                 f"{key}: got {state} {earliest}, want {want_state} {want_date}\n{why}"
             )

@@ -10,9 +10,7 @@ from _rules_gen import Council, councils
 from hypothesis import HealthCheck, given, settings
 
 from rules import (
-    FamilyResult,
     Plan,
-    Result,
     default_plan_path,
     evaluate,
     evaluate_reference,
@@ -21,24 +19,6 @@ from rules import (
 
 PLAN = load_plan()
 SHIPPED = {p.stem: load_plan(p) for p in sorted(default_plan_path().parent.glob("*.yaml"))}
-
-
-def _result(family: FamilyResult, key: str) -> Result:
-    """The reference result behind a state key."""
-    parts = key.split(".")
-    if key == "ce":
-        return family.ce
-    headline = family.headline(parts[0])
-    if len(parts) == 1:
-        return headline.identification
-    if parts[1] == "outcome":
-        assert headline.outcome is not None
-        return headline.outcome
-    indicator = headline.indicator(parts[1])
-    if len(parts) == 2:
-        return indicator.identification
-    assert indicator.outcome is not None
-    return indicator.outcome
 
 
 def assert_agree(plan: Plan, council_sources: Any, as_of: date) -> None:
@@ -89,7 +69,7 @@ def assert_agree(plan: Plan, council_sources: Any, as_of: date) -> None:
             if key not in want:
                 assert got is None, f"{fid}: {column} {got}"
                 continue
-            expected = [(r.table, r.row_no) for r in _result(ref, key).all_rows()]
+            expected = [(r.table, r.row_no) for r in ref.results()[key].all_rows()]
             assert got is not None, f"{fid}: {column} is null"
             found = [(str(r["table"]), r["row_no"]) for r in got]
             assert found == expected, f"{fid}: {column} (reference, polars) {expected} {found}"
