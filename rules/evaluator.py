@@ -1881,8 +1881,10 @@ def _aggregated(
     frame = rows.lazy()
     if rows.get_column(group).flags["SORTED_ASC"] and all(n in sums for n in aggs):
         values = {n: sums[n] for n in aggs}
-        schema = frame.select(**values, **{f"{n}:sum": e.sum() for n, e in values.items()})
-        types = schema.collect_schema()
+        # the values' types and their sums' (a schema only: nothing is computed)
+        types = frame.select(
+            **values, **{f"{n}:sum": e.sum() for n, e in values.items()}
+        ).collect_schema()
         if all(types[n].is_integer() or types[n] == pl.Boolean for n in values):
             g = pl.col(group)
             last = (g != g.shift(-1)).fill_null(True)
