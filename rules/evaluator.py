@@ -29,7 +29,9 @@ families by one reduction over ``P``'s runs of people (``_to_families``).
 
 How it runs
 -----------
-The plan is compiled before anything is read. The compilation finds the
+The plan is compiled before any table is read (only the families and their
+members are read meanwhile, on a second thread: they do not depend on the plan;
+their A-relative dates are added afterwards). The compilation finds the
 A-relative dates, term selections and, per table, the rows any leaf can look at;
 the frames it builds from the tables are *recipes* (``_Recipe``: the calls made,
 replayed once the data is there). Then each source table is read once (filtered
@@ -368,16 +370,13 @@ class _Compiler:
         self._computing: list[tuple[str, list[_Recipe], Callable[..., pl.DataFrame]]] = []
         self._base()
 
-    def read(self) -> None:
-        """Read every table once, knowing every row the compiled plan can look at: the
-        families, the subjects, each table's rows; then compute the derived frames."""
-        families = self._families.collect(engine=_ENGINE)
-        self.n_families = families.height
-        self._data["families"] = families
-        attached = families.lazy().filter(pl.col("A").is_not_null() & (pl.col("A") <= self.e))
-        f_base = attached.select(
-            "_f", "family_id", "A", *[e.alias(n) for n, e in self.bounds.items()]
-        )
+    def subjects(self) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+        """Every family (numbered), the attached families and their members, without the
+        A-relative dates: what :meth:`read` starts from. None of it depends on the plan, so
+        it can be read while the plan compiles."""
+        families = self._families
+        f_base = families.filter(pl.col("A").is_not_null() & (pl.col("A") <= self.e))
+        f_base = f_base.select("_f", "family_id", "A")
         p_base = (
             self._people.select(
                 "person_id", "family_id", "role", "birth_date", _row_key("people").alias("_kp")
@@ -389,9 +388,29 @@ class _Compiler:
             .sort("_f")
             .with_row_index("_p")
         )
-        self._data["f_base"], self._data["p_base"] = pl.collect_all(
-            [f_base, p_base], engine=_ENGINE
-        )
+        # one query: this thread waits for the compiling one to let go of the interpreter
+        # once, not once per query
+        every, attached, people = pl.collect_all([families, f_base, p_base], engine=_ENGINE)
+        return every, attached, people
+
+    def read(self, subjects: tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]) -> None:
+        """Read every table once, knowing every row the compiled plan can look at: from the
+        ``subjects`` (:meth:`subjects`), each table's rows; then compute the derived frames."""
+        families, f_base, p_base = subjects
+        self.n_families = families.height
+        self._data["families"] = families
+        if self.bounds:
+            # the A-relative dates, computed once per distinct A (month arithmetic costs
+            # many times a join on A), for the families and for their people
+            dates = f_base.lazy().select("A").unique().with_columns(_named(self.bounds))
+            f_base, p_base = pl.collect_all(
+                [
+                    subject.lazy().join(dates, on="A", how="left", maintain_order="left")
+                    for subject in (f_base, p_base)
+                ],
+                engine=_ENGINE,
+            )
+        self._data["f_base"], self._data["p_base"] = f_base, p_base
         self.big = self._data["f_base"].height >= _STREAM_FROM
         if self.big:
             # the big joins stream: the joined rows are filtered as they come, never held
@@ -1798,8 +1817,11 @@ def _state_keys(plan: Plan) -> list[str]:
 def evaluate(plan: Plan, sources: Sources, as_of: date) -> Evaluation:
     """Evaluate every family at E = ``as_of`` with polars; see :class:`Evaluation`."""
     c = _Compiler(sources, as_of)
-    out, eligible = _compile(c, plan)
-    c.read()
+    with ThreadPoolExecutor(1) as pool:
+        # the families and their people do not depend on the plan: read while it compiles
+        subjects = pool.submit(c.subjects)
+        out, eligible = _compile(c, plan)
+        c.read(subjects.result())
     frame = _assemble(c, plan, out, _state_keys(plan), eligible)
     return Evaluation(plan.name, plan.content_hash, as_of, frame, out.figures)
 
