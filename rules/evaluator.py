@@ -37,9 +37,11 @@ the frames it builds from the tables are *recipes* (``_Recipe``: the calls made,
 replayed once the data is there). Then each source table is read once (filtered
 to those rows; from 100,000 attached families on, with the streaming engine),
 the derived frames read by several parts are computed once (in rounds, each
-round's in one ``collect_all``), and the subject frames are assembled: ``P`` (its aggregates, one ``group_by``
-per source in one ``collect_all``, then its columns), the family aggregates of
-``P``, ``F`` in the same way, and the result. The evidence rows are gathered on
+round's in one ``collect_all``; those built from other computed frames, such as
+weeks in work's, on the second thread while ``P``'s other aggregates are
+collected), and the subject frames are assembled: ``P`` (its aggregates, one
+``group_by`` per source in ``collect_all``, then its columns), the family
+aggregates of ``P``, ``F`` in the same way, and the result. The evidence rows are gathered on
 a second thread meanwhile, in two halves: the leaves' rows kept by the people's
 conditions as soon as ``P`` is built, then by the families' conditions once ``F``
 is (below the streaming size; above it, after the result, so that the two do not
@@ -68,11 +70,11 @@ property tests.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
-from functools import cache
+from functools import cache, partial
 from itertools import pairwise
 from typing import Any, Generic, Literal, TypeVar, cast
 
@@ -395,7 +397,8 @@ class _Compiler:
 
     def read(self, subjects: tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]) -> None:
         """Read every table once, knowing every row the compiled plan can look at: from the
-        ``subjects`` (:meth:`subjects`), each table's rows; then compute the derived frames."""
+        ``subjects`` (:meth:`subjects`), each table's rows; then compute the derived frames
+        built from the tables alone (:meth:`compute` computes the rest)."""
         families, f_base, p_base = subjects
         self.n_families = families.height
         self._data["families"] = families
@@ -420,12 +423,17 @@ class _Compiler:
             frames = pl.collect_all([self._rows(t) for t in self._tables], engine=_ENGINE)
             for t, frame in zip(self._tables, frames, strict=True):
                 self._data[f"rows:{t}"] = frame
-        # the computed frames, in rounds: each round, every one whose frames are built only
-        # from what is there already, in one collect_all (for a large council, one at a
-        # time, so that they do not add up in memory; the list's order is a possible one)
-        waiting = self._computing
-        while waiting:
-            ready = [w for w in waiting if all(n in self._data for f in w[1] for n in f.needs)]
+        # the frames computed from the tables alone; from a large council, all of them
+        self.compute(rounds=None if self.big else 1)
+
+    def compute(self, rounds: int | None = None) -> None:
+        """Compute the frames waiting to be (all of them, or the first ``rounds`` rounds), in
+        rounds: each round, every one whose frames are built only from what is there
+        already, in one collect_all (for a large council, one at a time, so that they do not
+        add up in memory; the list's order is a possible one)."""
+        waiting = [w for w in self._computing if w[0] not in self._data]
+        while waiting and (rounds is None or rounds > 0):
+            ready = [w for w in waiting if self.ready(n for f in w[1] for n in f.needs)]
             assert ready, "computed frames that need each other"
             ready = ready[:1] if self.big else ready
             collected = iter(
@@ -434,6 +442,11 @@ class _Compiler:
             for name, fs, finish in ready:
                 self._data[name] = finish(*[next(collected) for _ in fs])
             waiting = [w for w in waiting if w[0] not in self._data]
+            rounds = None if rounds is None else rounds - 1
+
+    def ready(self, needs: Iterable[str]) -> bool:
+        """Whether every computed frame of ``needs`` is there."""
+        return all(n in self._data for n in needs)
 
     def data(self, name: str) -> pl.DataFrame:
         """A frame read or computed by :meth:`read`."""
@@ -1926,26 +1939,49 @@ def _aggregated(
     return frame.group_by(group).agg(*_named(aggs))
 
 
+def _aggregates(c: _Compiler, level: Level, source: str, group: str) -> pl.LazyFrame:
+    """The level's aggregates of a source's rows (a table's or a derived frame's) per
+    ``group``, one row per group."""
+    spec = c.frames[level]
+    aggs = spec.aggs[(source, group)]
+    if source in c.derived:
+        return c.derived[source].frame().group_by(group).agg(*_named(aggs))
+    return _aggregated(c.data(source), group, aggs, spec.sums)
+
+
 def _frame(
     c: _Compiler,
     level: Level,
     base: pl.DataFrame,
     needed: Sequence[pl.Expr],
     alongside: Sequence[tuple[pl.DataFrame, str]] = (),
+    computed: Callable[[], object] | None = None,
 ) -> pl.DataFrame:
     """A subject frame: its base, the aggregates, keyed frames and frames ``alongside``
     (each with its key) put alongside, then the columns; only the columns ``needed``
-    reads are kept."""
+    reads are kept. Given ``computed`` (a wait for the computed frames still being
+    computed, on another thread), the aggregates and keyed frames that can be are
+    collected first, then the others."""
     spec = c.frames[level]
-    pieces: list[tuple[pl.LazyFrame, str]] = []
-    for (source, group), aggs in spec.aggs.items():
-        if source in c.derived:
-            pieces.append((c.derived[source].frame().group_by(group).agg(*_named(aggs)), group))
-        else:
-            pieces.append((_aggregated(c.data(source), group, aggs, spec.sums), group))
-    pieces += [(frame.frame(), key) for frame, key in spec.keyed]
-    grouped = pl.collect_all([p for p, _ in pieces], engine=_ENGINE) if pieces else []
-    keyed = [*zip(grouped, [on for _, on in pieces], strict=True), *alongside]
+    # each piece: the computed frames it needs, its query (built once they are there), key
+    pieces: list[tuple[frozenset[str], Callable[[], pl.LazyFrame], str]] = [
+        (
+            c.derived[source].needs if source in c.derived else frozenset(),
+            partial(_aggregates, c, level, source, group),
+            group,
+        )
+        for source, group in spec.aggs
+    ]
+    pieces += [(frame.needs, frame.frame, key) for frame, key in spec.keyed]
+    now = [i for i, (needs, _, _) in enumerate(pieces) if c.ready(needs)]
+    grouped: dict[int, pl.DataFrame] = {}
+    for batch in (now, [i for i in range(len(pieces)) if i not in now]):
+        if computed is not None and batch is not now:
+            computed()
+        if batch:
+            frames = pl.collect_all([pieces[i][1]() for i in batch], engine=_ENGINE)
+            grouped.update(zip(batch, frames, strict=True))
+    keyed = [*[(grouped[i], on) for i, (_, _, on) in enumerate(pieces)], *alongside]
     # each piece's rows put alongside the base's by gathers in the frame's own query
     frame = pl.concat(
         [base.lazy(), *[_aligned(base.get_column(on), g, on) for g, on in keyed]],
@@ -2370,7 +2406,10 @@ def _assemble(
     row_keys = _row_keys(out)
     key_no = {k: i for i, k in enumerate(row_keys)}
     with ThreadPoolExecutor(1) as pool:
-        p_frame = _frame(c, "P", c.data("p_base"), p_needed)
+        # the frames computed from computed frames (weeks in work's, for one) on the second
+        # thread, while P's other aggregates are collected
+        computing = pool.submit(c.compute)
+        p_frame = _frame(c, "P", c.data("p_base"), p_needed, computed=computing.result)
         by_people = (
             None
             if c.big
