@@ -41,11 +41,11 @@ round's in one ``collect_all``; those built from other computed frames, such as
 weeks in work's, on the second thread while ``P``'s other aggregates are
 collected), and the subject frames are assembled: ``P`` (its aggregates, one
 ``group_by`` per source in ``collect_all``, then its columns), the family
-aggregates of ``P``, ``F`` in the same way, and the result. The evidence rows are gathered on
-a second thread meanwhile, in two halves: the leaves' rows kept by the people's
-conditions as soon as ``P`` is built, then by the families' conditions once ``F``
-is (below the streaming size; above it, after the result, so that the two do not
-add up in memory).
+aggregates of ``P``, ``F`` in the same way, and the result. The evidence rows
+are gathered on the second thread meanwhile, in two halves: the leaves' rows
+kept by the people's conditions as soon as ``P`` is built, then by the
+families' conditions once ``F`` is (below the streaming size; above it, after
+the result, so that the two do not add up in memory).
 
 States are small integer codes ordered as the ``all`` combination ranks them:
 met 0, unknown 1, pending 2, not_met 3, so ``all`` is the maximum; swapping met
@@ -1973,14 +1973,16 @@ def _frame(
         for source, group in spec.aggs
     ]
     pieces += [(frame.needs, frame.frame, key) for frame, key in spec.keyed]
-    now = [i for i, (needs, _, _) in enumerate(pieces) if c.ready(needs)]
-    grouped: dict[int, pl.DataFrame] = {}
-    for batch in (now, [i for i in range(len(pieces)) if i not in now]):
-        if computed is not None and batch is not now:
-            computed()
-        if batch:
-            frames = pl.collect_all([pieces[i][1]() for i in batch], engine=_ENGINE)
-            grouped.update(zip(batch, frames, strict=True))
+
+    def collected(batch: list[int]) -> dict[int, pl.DataFrame]:
+        queries = [pieces[i][1]() for i in batch]
+        frames = pl.collect_all(queries, engine=_ENGINE) if batch else []
+        return dict(zip(batch, frames, strict=True))
+
+    grouped = collected([i for i, (needs, _, _) in enumerate(pieces) if c.ready(needs)])
+    if computed is not None:
+        computed()  # the other computed frames are there from now on
+    grouped |= collected([i for i in range(len(pieces)) if i not in grouped])
     keyed = [*[(grouped[i], on) for i, (_, _, on) in enumerate(pieces)], *alongside]
     # each piece's rows put alongside the base's by gathers in the frame's own query
     frame = pl.concat(
