@@ -372,10 +372,10 @@ class _Compiler:
         self._computing: list[tuple[str, list[_Recipe], Callable[..., pl.DataFrame]]] = []
         self._base()
 
-    def subjects(self) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-        """Every family (numbered), the attached families and their members, without the
-        A-relative dates: what :meth:`read` starts from. None of it depends on the plan, so
-        it can be read while the plan compiles."""
+    def subjects(self) -> None:
+        """Read every family (numbered), the attached families and their members, without
+        the A-relative dates: what :meth:`read` starts from. None of it depends on the plan,
+        so it can be read while the plan compiles."""
         families = self._families
         f_base = families.filter(pl.col("A").is_not_null() & (pl.col("A") <= self.e))
         f_base = f_base.select("_f", "family_id", "A")
@@ -392,16 +392,16 @@ class _Compiler:
         )
         # one query: this thread waits for the compiling one to let go of the interpreter
         # once, not once per query
-        every, attached, people = pl.collect_all([families, f_base, p_base], engine=_ENGINE)
-        return every, attached, people
+        self._data["families"], self._data["f_base"], self._data["p_base"] = pl.collect_all(
+            [families, f_base, p_base], engine=_ENGINE
+        )
 
-    def read(self, subjects: tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]) -> None:
+    def read(self) -> None:
         """Read every table once, knowing every row the compiled plan can look at: from the
-        ``subjects`` (:meth:`subjects`), each table's rows; then compute the derived frames
-        built from the tables alone (:meth:`compute` computes the rest)."""
-        families, f_base, p_base = subjects
-        self.n_families = families.height
-        self._data["families"] = families
+        subjects (:meth:`subjects`), each table's rows; then compute the derived frames built
+        from the tables alone (:meth:`compute` computes the rest)."""
+        self.n_families = self._data["families"].height
+        f_base, p_base = self._data["f_base"], self._data["p_base"]
         if self.bounds:
             # the A-relative dates, computed once per distinct A (month arithmetic costs
             # many times a join on A), for the families and for their people
@@ -1832,9 +1832,10 @@ def evaluate(plan: Plan, sources: Sources, as_of: date) -> Evaluation:
     c = _Compiler(sources, as_of)
     with ThreadPoolExecutor(1) as pool:
         # the families and their people do not depend on the plan: read while it compiles
-        subjects = pool.submit(c.subjects)
+        reading = pool.submit(c.subjects)
         out, eligible = _compile(c, plan)
-        c.read(subjects.result())
+        reading.result()
+    c.read()
     frame = _assemble(c, plan, out, _state_keys(plan), eligible)
     return Evaluation(plan.name, plan.content_hash, as_of, frame, out.figures)
 
