@@ -338,7 +338,7 @@ class _Frame:
 class _Compiler:
     """Compiles a plan into lazy frames for one set of sources and one E."""
 
-    _families: pl.LazyFrame  # every family, numbered (_f) in family_id order; read by read()
+    _families: pl.LazyFrame  # every family, numbered (_f) in family_id order; read by subjects()
     _people: pl.LazyFrame
 
     def __init__(self, sources: Sources, as_of: date) -> None:
@@ -365,7 +365,8 @@ class _Compiler:
         self._wheres: dict[
             tuple[str, tuple[tuple[str, tuple[str, ...]], ...]], tuple[str, pl.Expr]
         ] = {}
-        # what is read or computed once the plan is compiled: name -> frame
+        # what is read (the subjects while the plan compiles, the tables after) or computed:
+        # name -> frame
         self._data: dict[str, pl.DataFrame] = {}
         self._tables: list[str] = []  # the tables the plan reads, in the order first read
         # frames computed from what was read: name, the frames, how they make the one
