@@ -450,11 +450,11 @@ class _Compiler:
         return all(n in self._data for n in needs)
 
     def data(self, name: str) -> pl.DataFrame:
-        """A frame read or computed by :meth:`read`."""
+        """A frame read (:meth:`subjects`, :meth:`read`) or computed (:meth:`compute`)."""
         return self._data[name]
 
     def _read(self, name: str, *, computed: bool = False) -> _Recipe:
-        """A frame that :meth:`read` provides (one recipe per name)."""
+        """A frame that :meth:`data` provides once it is there (one recipe per name)."""
         if name not in self._cache:
             needs = frozenset([name]) if computed else frozenset()
             # the recipe holds the frames read, not the compiler (no reference cycle: the
