@@ -120,7 +120,7 @@ from rules.model import (
     tables_read,
 )
 from rules.sources import MONEY, TABLES, Sources, check_sources
-from rules.states import STATES, State, negate
+from rules.states import STATES, State
 
 __all__ = ["ROW_TABLES", "Evaluation", "evaluate"]
 
@@ -141,7 +141,6 @@ _ROW_MASK = (1 << _ROW_BITS) - 1
 _ROW_KEY_BITS = _ROW_BITS + (len(ROW_TABLES) - 1).bit_length()  # a row key fits in these
 ROW_REF = pl.Struct({"table": ROW_TABLE_ENUM, "row_no": pl.Int64})
 _TABLE_OF_NUMBER = pl.lit(pl.Series("table", ROW_TABLES, dtype=ROW_TABLE_ENUM))
-_SWAP = pl.lit(pl.Series("swap", [CODES[negate(state)] for state in NAMES], dtype=CODE))
 # each code's state: codes become states by a gather (replace_strict into an Enum costs
 # over ten times as much, a gather of positions then a cast twice as much)
 _STATE_OF_CODE = pl.lit(pl.Series("state", list(NAMES), dtype=STATE_ENUM))
@@ -176,8 +175,12 @@ def _by_code(table: pl.Expr, code: pl.Expr) -> pl.Expr:
 
 
 def _swap(e: pl.Expr) -> pl.Expr:
-    """Swap met and not_met: the ``not`` of a state, and the bridge between all and any."""
-    return _by_code(_SWAP, e)
+    """Swap met and not_met: the ``not`` of a state, and the bridge between all and any.
+
+    Two comparisons and a subtraction on the codes: a gather from a table of codes casts
+    the codes to indexes and checks them, several times the cost."""
+    swapped = pl.when((e == MET) | (e == NOT_MET)).then(_code(MET + NOT_MET) - e).otherwise(e)
+    return swapped.cast(CODE)
 
 
 def _state_enum(code: pl.Expr) -> pl.Expr:
