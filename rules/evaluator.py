@@ -322,7 +322,9 @@ class Node:
     direction: int = 0
 
 
-def _add_cond(leaves: Sequence[Leaf], level: Level, cond: pl.Expr) -> None:
+def _add_cond(leaves: Sequence[Leaf], level: Level, cond: pl.Expr | None) -> None:
+    if cond is None:  # holds for everyone
+        return
     for leaf in leaves:
         (leaf.p_conds if level == "P" else leaf.f_conds).append(cond)
 
@@ -802,24 +804,25 @@ class _Compiler:
             inner.level, state, inner.date, None, inner.leaves, inner.figure, -inner.direction
         )
 
-    def people_of(self, role: str) -> pl.Expr:
-        """Whether a row of ``P`` has the role (``member``: everyone)."""
-        return pl.lit(True) if role == "member" else pl.col("role") == role
+    def people_of(self, role: str) -> pl.Expr | None:
+        """Whether a row of ``P`` has the role (``member``: everyone, None)."""
+        return None if role == "member" else pl.col("role") == role
 
-    def group(self, how: Literal["all", "any"], per: Node, in_scope: pl.Expr) -> Node:
-        """Combine per-person results into one result per family."""
+    def group(self, how: Literal["all", "any"], per: Node, in_scope: pl.Expr | None) -> Node:
+        """Combine per-person results into one result per family (the people ``in_scope``;
+        None: everyone)."""
         s = per.state
         if how == "all":
-            state = self.to_family(pl.when(in_scope).then(s), "max")
+            state = self.to_family(_within(in_scope, s), "max")
             empty = MET
         else:
-            best_swapped = self.to_family(pl.when(in_scope).then(_swap(s)), "max")
+            best_swapped = self.to_family(_within(in_scope, _swap(s)), "max")
             state = _swap(best_swapped.fill_null(MET))
             empty = NOT_MET
         state = state.fill_null(empty)
         date_: pl.Expr | None = None
         if per.date is not None:
-            pending = in_scope & (s == PENDING)
+            pending = s == PENDING if in_scope is None else in_scope & (s == PENDING)
             best = self.to_family(pl.when(pending).then(per.date), "max" if how == "all" else "min")
             undated = self.to_family(pending & per.date.is_null(), "any")
             date_ = pl.when((state == PENDING) & ~undated.fill_null(False)).then(best)
@@ -827,7 +830,7 @@ class _Compiler:
         if per.figure is not None:
             # any: the person nearest to met decides; all: the person nearest to not_met
             highest = (how == "any") == (per.direction > 0)
-            figure = self.to_family(pl.when(in_scope).then(per.figure), "max" if highest else "min")
+            figure = self.to_family(_within(in_scope, per.figure), "max" if highest else "min")
         return self.node(
             "F", state, date_, leaves=per.leaves, figure=figure, direction=per.direction
         )
@@ -1433,6 +1436,7 @@ class _Compiler:
             return self.rule(rule, "F"), None
         if "people" not in self.loaded:
             return self.const("F", UNKNOWN), None
+        in_scope: pl.Expr | None
         if scope == "identified_people":
             assert identified is not None
             in_scope = identified
@@ -1445,7 +1449,9 @@ class _Compiler:
         _add_cond(per_person.leaves, "P", in_scope)
         scoped = Node(
             "P",
-            self.define("P", pl.when(in_scope).then(per_person.state)),
+            per_person.state
+            if in_scope is None
+            else self.define("P", _within(in_scope, per_person.state)),
             per_person.date,
             per_person.flips,
             per_person.leaves,
@@ -1453,6 +1459,11 @@ class _Compiler:
             per_person.direction,
         )
         return self.group(how, per_person, in_scope), scoped
+
+
+def _within(in_scope: pl.Expr | None, e: pl.Expr) -> pl.Expr:
+    """``e`` for the people in scope, null for the others (None: everyone is)."""
+    return e if in_scope is None else pl.when(in_scope).then(e)
 
 
 def _week(d: pl.Expr) -> pl.Expr:
