@@ -204,12 +204,12 @@ def _first_day_after(x: pl.Expr, period: Period) -> pl.Expr:
     """The first day D with D - period >= x, as an expression (see rules.dates)."""
     if period.days:
         return x + pl.duration(days=period.days)
+    # x + period, clamped to the month's end when the month is shorter: then D - period
+    # falls short of x (the day of x is past that month's end) and D is the next day; a
+    # date (not a datetime) is a day number
     candidate = x.dt.offset_by(f"{period.months}mo")
-    return (
-        pl.when(candidate.dt.offset_by(f"-{period.months}mo") >= x)
-        .then(candidate)
-        .otherwise(candidate + pl.duration(days=1))
-    )
+    clamped = candidate.dt.day() != x.dt.day()
+    return (candidate.cast(pl.Int32) + clamped.cast(pl.Int32)).cast(pl.Date)
 
 
 def _period_before(x: pl.Expr, period: Period) -> pl.Expr:
@@ -965,10 +965,11 @@ class _Compiler:
         long_ = is_open & (start <= cutoff)
         self.touch(spec.table, is_open)
         has_long = self.table_agg(level, spec.table, long_.any()).fill_null(False)
-        first = self.table_agg(level, spec.table, pl.when(is_open).then(start).min())
         # first_day_after is non-decreasing: the earliest date comes from the earliest start
+        first = pl.when(is_open).then(start).min()
+        ripe = self.table_agg(level, spec.table, _first_day_after(first, since))
         rows = self.rows(spec.table).filter(is_open)
-        return self.long_enough(level, spec.table, has_long, first, since, rows, start)
+        return self.long_enough(level, spec.table, has_long, ripe, since, rows, start)
 
     def spell_completed(self, spec: SpellCompleted, level: Level) -> Node:
         """``spell_completed`` for every subject."""
@@ -1015,24 +1016,26 @@ class _Compiler:
         )
         source, candidates = self.derive(candidates)
         done = self.agg(level, source, subject, (end <= cutoff).any()).fill_null(False)
-        first = self.agg(level, source, subject, end.min())
-        return self.long_enough(level, spec.table, done, first, since, candidates, end)
+        ripe = self.agg(level, source, subject, _first_day_after(end.min(), since))
+        return self.long_enough(level, spec.table, done, ripe, since, candidates, end)
 
     def long_enough(
         self,
         level: Level,
         table: str,
         done: pl.Expr,
-        first: pl.Expr,
+        ripe: pl.Expr,
         since: Period,
         rows: _Recipe,
         x: pl.Expr,
     ) -> Node:
         """The end of ``spell_open`` and ``spell_completed``: met when some row's date ``x`` is
-        at least ``since`` before E (``done``), pending from ``first`` + ``since`` when a row
-        has a date, not_met otherwise. The evidence: the rows old enough, or else them all."""
-        state = pl.when(done).then(MET).when(first.is_not_null()).then(PENDING).otherwise(NOT_MET)
-        date_ = pl.when(~done).then(_first_day_after(first, since))
+        at least ``since`` before E (``done``), pending from ``ripe`` (the first day the
+        earliest date is ``since`` old, an aggregate: computed once per subject with rows,
+        not for every subject) when a row has a date, not_met otherwise. The evidence: the
+        rows old enough, or else them all."""
+        state = pl.when(done).then(MET).when(ripe.is_not_null()).then(PENDING).otherwise(NOT_MET)
+        date_ = pl.when(~done).then(ripe)
         cutoff, subject = self.e_minus(since), self.group_key(level, table)
         rows = rows.filter((x <= cutoff) | ~(x <= cutoff).any().over(subject))
         return self.node(level, state, date_, leaves=[self.leaf(level, rows, table)])
