@@ -2188,8 +2188,8 @@ def _evidence_rows(
             rows = rows.filter(pl.lit(pl.Series(families[i])).gather(pl.col("_f")))
         parts.append(
             rows.select(
-                pl.lit(i, pl.UInt32).alias("_i"),
-                pl.lit(key_no[leaf.key], pl.UInt32).alias("_key"),
+                _typed(i, pl.UInt32).alias("_i"),
+                _typed(key_no[leaf.key], pl.UInt32).alias("_key"),
                 "_f",
                 pl.col("_k").alias("_v"),
             )
@@ -2277,7 +2277,7 @@ def _people(out: _Plan, p_frame: pl.DataFrame, n_families: int) -> dict[str, pl.
         [
             ranked.lazy()
             .filter(pl.col(f"_who{i}"))
-            .select("_f", pl.col("_v").cast(pl.Int64), pl.lit(i, pl.UInt32).alias("_key"))
+            .select("_f", pl.col("_v").cast(pl.Int64), _typed(i, pl.UInt32).alias("_key"))
             for i in range(len(out.people))
         ]
     )
@@ -2299,11 +2299,17 @@ def _identified(plan: Plan) -> pl.Expr:
         ).list.drop_nulls()
     # one bit a headline; each of the (few) combinations is looked up
     mask = pl.sum_horizontal([m.cast(pl.UInt32) * (1 << i) for i, m in enumerate(met)])
-    lookup = pl.Series(
+    return pl.lit(_combinations(tuple(codes))).gather(mask)
+
+
+@cache
+def _combinations(codes: tuple[str, ...]) -> pl.Series:
+    """Each subset of ``codes`` (in order), at the number whose bits pick it: built once per
+    plan's headlines (a list series built from Python lists costs about a millisecond)."""
+    return pl.Series(
         [[h for i, h in enumerate(codes) if m >> i & 1] for m in range(1 << len(codes))],
         dtype=pl.List(pl.String),
     )
-    return pl.lit(lookup).gather(mask)
 
 
 def _result(
