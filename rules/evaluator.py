@@ -179,7 +179,11 @@ def _swap(e: pl.Expr) -> pl.Expr:
 
     Two comparisons and a subtraction on the codes: a gather from a table of codes casts
     the codes to indexes and checks them, several times the cost."""
-    swapped = pl.when((e == MET) | (e == NOT_MET)).then(_code(MET + NOT_MET) - e).otherwise(e)
+    swapped = (
+        pl.when((e == _code(MET)) | (e == _code(NOT_MET)))
+        .then(_code(MET + NOT_MET) - e)
+        .otherwise(e)
+    )
     return swapped.cast(CODE)
 
 
@@ -189,7 +193,13 @@ def _state_enum(code: pl.Expr) -> pl.Expr:
 
 
 def _code(code: int) -> pl.Expr:
+    """A state code as a literal (built once: see ``_typed``)."""
     return _typed(code, CODE)
+
+
+def _met_if(cond: pl.Expr) -> pl.Expr:
+    """met where ``cond`` holds, not_met elsewhere (and where it is null)."""
+    return pl.when(cond).then(_code(MET)).otherwise(_code(NOT_MET))
 
 
 def _no_date() -> pl.Expr:
@@ -349,6 +359,8 @@ class _Compiler:
     def __init__(self, sources: Sources, as_of: date) -> None:
         check_sources(sources)
         self.e = as_of
+        self.e_lit = pl.lit(as_of)  # E as a literal, built once (see _typed)
+        self._e_minus: dict[Period, pl.Expr] = {}
         self.big = False
         self.n_families = 0
         self.loaded = frozenset(sources.tables)
@@ -525,7 +537,7 @@ class _Compiler:
 
     def _rows(self, name: str) -> pl.LazyFrame:
         t = TABLES[name]
-        e = pl.lit(self.e)
+        e = self.e_lit
         frame = self.sources.tables[name]
         if t.shape in ("event", "snapshot"):
             frame = frame.filter(pl.col(t.date or "") <= e)
@@ -752,8 +764,10 @@ class _Compiler:
         return source, frame
 
     def e_minus(self, period: Period) -> pl.Expr:
-        """E - period, as a literal."""
-        return pl.lit(period_before(self.e, period))
+        """E - period, as a literal (built once per period)."""
+        if period not in self._e_minus:
+            self._e_minus[period] = pl.lit(period_before(self.e, period))
+        return self._e_minus[period]
 
     def missing(self, *tables: str) -> bool:
         """Whether any of the tables was never loaded."""
@@ -763,12 +777,12 @@ class _Compiler:
 
     def anchor(self, name: str) -> pl.Expr:
         """A or E as an expression."""
-        return pl.col("A") if name == "A" else pl.lit(self.e)
+        return pl.col("A") if name == "A" else self.e_lit
 
     def window(self, window: Window) -> tuple[pl.Expr, pl.Expr]:
         """(start, end] of a window, as expressions over a row's A."""
         if window.anchor == "E":
-            return self.e_minus(window.period), pl.lit(self.e)
+            return self.e_minus(window.period), self.e_lit
         return self.bound("before", window.period), pl.col("A")
 
     # -- combinators ------------------------------------------------------------
@@ -785,8 +799,8 @@ class _Compiler:
         dated = [p for p in parts if p.date is not None]
         date_: pl.Expr | None = None
         if dated:
-            pending = [(p.state == PENDING) for p in parts]
-            candidates = [pl.when(p.state == PENDING).then(p.date) for p in dated]
+            pending = [(p.state == _code(PENDING)) for p in parts]
+            candidates = [pl.when(p.state == _code(PENDING)).then(p.date) for p in dated]
             best = pl.max_horizontal(candidates) if how == "all" else pl.min_horizontal(candidates)
             undated = pl.any_horizontal(
                 [
@@ -794,7 +808,7 @@ class _Compiler:
                     for pend, p in zip(pending, parts, strict=True)
                 ]
             )
-            date_ = self.define(level, pl.when((state == PENDING) & ~undated).then(best))
+            date_ = self.define(level, pl.when((state == _code(PENDING)) & ~undated).then(best))
         return Node(level, state, date_, None, tuple(leaves), figure, direction)
 
     def negate(self, inner: Node) -> Node:
@@ -817,15 +831,15 @@ class _Compiler:
             empty = MET
         else:
             best_swapped = self.to_family(_within(in_scope, _swap(s)), "max")
-            state = _swap(best_swapped.fill_null(MET))
+            state = _swap(best_swapped.fill_null(_code(MET)))
             empty = NOT_MET
-        state = state.fill_null(empty)
+        state = state.fill_null(_code(empty))
         date_: pl.Expr | None = None
         if per.date is not None:
-            pending = s == PENDING if in_scope is None else in_scope & (s == PENDING)
+            pending = s == _code(PENDING) if in_scope is None else in_scope & (s == _code(PENDING))
             best = self.to_family(pl.when(pending).then(per.date), "max" if how == "all" else "min")
             undated = self.to_family(pending & per.date.is_null(), "any")
-            date_ = pl.when((state == PENDING) & ~undated.fill_null(False)).then(best)
+            date_ = pl.when((state == _code(PENDING)) & ~undated.fill_null(False)).then(best)
         figure: pl.Expr | None = None
         if per.figure is not None:
             # any: the person nearest to met decides; all: the person nearest to not_met
@@ -881,7 +895,7 @@ class _Compiler:
             rows = inside
         else:
             if isinstance(spec.window, SinceAttachment):
-                lo, hi = pl.col("A"), pl.lit(self.e)
+                lo, hi = pl.col("A"), self.e_lit
             else:
                 lo, hi = self.window(spec.window)
             cond = where & (dated > lo) & (dated <= hi)
@@ -898,7 +912,7 @@ class _Compiler:
             ok, direction = n < math.ceil(spec.fewer_than), -1
         return self.node(
             level,
-            pl.when(ok).then(MET).otherwise(NOT_MET),
+            _met_if(ok),
             leaves=[self.leaf(level, rows, spec.table), *extra],
             figure=n,
             direction=direction,
@@ -922,7 +936,7 @@ class _Compiler:
         percent = pl.when(b > 0).then(((b - later) * 100 / b).round(2))
         return self.node(
             level,
-            pl.when(ok).then(MET).otherwise(NOT_MET),
+            _met_if(ok),
             leaves=[self.leaf(level, self.rows(spec.table).filter(in_b | in_l), spec.table)],
             figure=percent,
             direction=1,
@@ -945,7 +959,7 @@ class _Compiler:
         n = self.table_sum(level, spec.table, hit).fill_null(0)
         return self.node(
             level,
-            pl.when(n > 0).then(MET).otherwise(NOT_MET),
+            _met_if(n > 0),
             leaves=[self.leaf(level, self.rows(spec.table).filter(hit), spec.table)],
             figure=n,
             direction=1,
@@ -959,9 +973,7 @@ class _Compiler:
         start, raw_end = pl.col(t.date or ""), pl.col(t.end or "")
         since = spec.since.period
         cutoff = self.e_minus(since)
-        is_open = self.where(spec.table, spec.where) & (
-            raw_end.is_null() | (raw_end >= pl.lit(self.e))
-        )
+        is_open = self.where(spec.table, spec.where) & (raw_end.is_null() | (raw_end >= self.e_lit))
         long_ = is_open & (start <= cutoff)
         self.touch(spec.table, is_open)
         has_long = self.table_agg(level, spec.table, long_.any()).fill_null(False)
@@ -1006,7 +1018,7 @@ class _Compiler:
         ended = (
             end.is_not_null()
             & (end > pl.col("A"))
-            & (end <= pl.lit(self.e))
+            & (end <= self.e_lit)
             & self.where(spec.table, spec.ended_with)
         )
         candidates = (
@@ -1034,7 +1046,13 @@ class _Compiler:
         earliest date is ``since`` old, an aggregate: computed once per subject with rows,
         not for every subject) when a row has a date, not_met otherwise. The evidence: the
         rows old enough, or else them all."""
-        state = pl.when(done).then(MET).when(ripe.is_not_null()).then(PENDING).otherwise(NOT_MET)
+        state = (
+            pl.when(done)
+            .then(_code(MET))
+            .when(ripe.is_not_null())
+            .then(_code(PENDING))
+            .otherwise(_code(NOT_MET))
+        )
         date_ = pl.when(~done).then(ripe)
         cutoff, subject = self.e_minus(since), self.group_key(level, table)
         rows = rows.filter((x <= cutoff) | ~(x <= cutoff).any().over(subject))
@@ -1079,7 +1097,9 @@ class _Compiler:
         num, den = pct.as_integer_ratio()
         left, right = u * (100 * den), p * num
         ok = left >= right if cmp == "ge" else left < right
-        state = pl.when(n == 0).then(UNKNOWN).when(ok).then(MET).otherwise(NOT_MET)
+        state = (
+            pl.when(n == 0).then(_code(UNKNOWN)).when(ok).then(_code(MET)).otherwise(_code(NOT_MET))
+        )
         rate = pl.when(n > 0).then((u * 100 / p).round(2))
         return self.node(
             level,
@@ -1097,7 +1117,7 @@ class _Compiler:
         n = self.table_sum(level, "attendance", selected).fill_null(0)
         return self.node(
             level,
-            pl.when(n >= spec.at_least).then(MET).otherwise(NOT_MET),
+            _met_if(n >= spec.at_least),
             leaves=[self.leaf(level, self.rows("attendance").filter(selected), "attendance")],
             figure=n,
             direction=1,
@@ -1127,7 +1147,11 @@ class _Compiler:
         rows = self.p_base.select("_f", "_p", pl.col("_kp").alias("_k"))
         return self.node(
             level,
-            pl.when(birth.is_null()).then(UNKNOWN).when(ok).then(MET).otherwise(NOT_MET),
+            pl.when(birth.is_null())
+            .then(_code(UNKNOWN))
+            .when(ok)
+            .then(_code(MET))
+            .otherwise(_code(NOT_MET)),
             leaves=[self.leaf(level, rows, "people")],
         )
 
@@ -1173,7 +1197,7 @@ class _Compiler:
         _, latest = self.latest(level, spec.table, spec.window)
         return self.node(
             level,
-            pl.when(ok).then(MET).otherwise(NOT_MET),
+            _met_if(ok),
             leaves=[self.leaf(level, latest, spec.table)],
             figure=total,
             direction=1,
@@ -1194,7 +1218,7 @@ class _Compiler:
         ]
         return self.node(
             level,
-            pl.when(ok).then(MET).otherwise(NOT_MET),
+            _met_if(ok),
             leaves=leaves,
             figure=c,
             direction=-1,
@@ -1221,7 +1245,7 @@ class _Compiler:
         rows = self.rows(spec.table).filter(in_base).join(kinds, on=[subject, "kind"], how="semi")
         return self.node(
             level,
-            pl.when(n > 0).then(MET).otherwise(NOT_MET),
+            _met_if(n > 0),
             leaves=[self.leaf(level, rows, spec.table)],
         )
 
@@ -1239,7 +1263,7 @@ class _Compiler:
         n = self.agg(level, source, subject, pl.len()).fill_null(0)
         return self.node(
             level,
-            pl.when(n > 0).then(MET).otherwise(NOT_MET),
+            _met_if(n > 0),
             flips=sustained,
             leaves=[self.leaf(level, early, spec.table)],
         )
@@ -1308,12 +1332,12 @@ class _Compiler:
         n = best_n.fill_null(0)
         state = (
             pl.when(req.is_null())
-            .then(NOT_MET)
+            .then(_code(NOT_MET))
             .when(~fits)
-            .then(PENDING)
+            .then(_code(PENDING))
             .when(n >= k)
-            .then(MET)
-            .otherwise(NOT_MET)
+            .then(_code(MET))
+            .otherwise(_code(NOT_MET))
         )
         date_ = pl.when(req.is_not_null() & ~fits).then(_sunday(first_end))
         # evidence: the spells covering A while no window can be judged, otherwise the
@@ -1373,8 +1397,8 @@ class _Compiler:
                     assert node is not None
                     c = self.criterion(node, level)
                     s = c.state
-                    undecided = (s == PENDING) | (s == UNKNOWN)
-                    fires = (s == MET) if step.if_ is not None else (s == NOT_MET)
+                    undecided = (s == _code(PENDING)) | (s == _code(UNKNOWN))
+                    fires = (s == _code(MET)) if step.if_ is not None else (s == _code(NOT_MET))
                     then = CODES[step.then]
                     when_fires = c.flips if step.then == "pending" and c.flips is not None else None
                     guard_date: pl.Expr | None = None
@@ -1427,7 +1451,7 @@ class _Compiler:
         period = step.wait.period
         waiting = self.e_minus(period) < pl.col("A")
         return (
-            pl.when(waiting).then(PENDING),
+            pl.when(waiting).then(_code(PENDING)),
             pl.when(waiting).then(self.bound("after", period, rows=False)),
             (),
         )
@@ -1774,10 +1798,10 @@ def _indicator(
     """An indicator at A: its per-family state, and (per person) whether the person identified it."""
     in_effect = _in_effect_at_a(ind)
     family, person = c.scoped(ind)
-    state = c.define("F", pl.when(in_effect).then(family.state).otherwise(NOT_MET))
+    state = c.define("F", pl.when(in_effect).then(family.state).otherwise(_code(NOT_MET)))
     date_ = None
     if family.date is not None:
-        date_ = c.define("F", pl.when(in_effect & (state == PENDING)).then(family.date))
+        date_ = c.define("F", pl.when(in_effect & (state == _code(PENDING))).then(family.date))
     _add_cond(family.leaves, "F", in_effect)
     figure = None if family.figure is None else pl.when(in_effect).then(family.figure)
     out.keys[key] = _Key(state, date_, family.leaves, figure)
@@ -1786,7 +1810,7 @@ def _indicator(
         out.figures[key] = text
     if person is None:
         return state, None
-    who = c.define("P", (person.state == MET) & in_effect)
+    who = c.define("P", (person.state == _code(MET)) & in_effect)
     out.people[key] = who
     return state, who
 
@@ -1797,7 +1821,7 @@ def _headline(c: _Compiler, h: Headline, out: _Plan) -> tuple[pl.Expr, Node]:
     indicators = [_indicator(c, f"{h.code}.{i.code}", i, out) for i in h.indicators]
     identification = c.combine("any", [Node("F", s) for s, _ in indicators], "F")
     out.keys[h.code] = _Key(identification.state, rows=False)
-    identified = c.define("F", identification.state == MET)
+    identified = c.define("F", identification.state == _code(MET))
     if h.outcome is not None:
         flags = [who for _, who in indicators]
         everyone = None
@@ -1813,7 +1837,7 @@ def _headline(c: _Compiler, h: Headline, out: _Plan) -> tuple[pl.Expr, Node]:
         parts = []
         for (state, who), ind in zip(indicators, h.indicators, strict=True):
             assert ind.outcome is not None
-            mine = c.define("F", state == MET)
+            mine = c.define("F", state == _code(MET))
             o = _outcome(c, ind.outcome, who)
             _add_cond(o.leaves, "F", mine)
             s, d = _mask(c, o, mine)
@@ -1823,14 +1847,14 @@ def _headline(c: _Compiler, h: Headline, out: _Plan) -> tuple[pl.Expr, Node]:
             if text:
                 out.figures[f"{h.code}.{ind.code}.outcome"] = text
             out.also[f"{h.code}.{ind.code}.outcome"] = f"{h.code}.outcome"
-            neutral = c.define("F", s.fill_null(MET))
+            neutral = c.define("F", s.fill_null(_code(MET)))
             parts.append(Node("F", neutral, d))
         outcome = c.combine("all", parts, "F")
         figure = None
     s, d = _mask(c, outcome, identified)
     figure = None if figure is None else pl.when(identified).then(figure)
     out.keys[f"{h.code}.outcome"] = _Key(s, d, outcome.leaves, figure)
-    neutral_state = c.define("F", s.fill_null(MET))
+    neutral_state = c.define("F", s.fill_null(_code(MET)))
     return identified, Node("F", neutral_state, d)
 
 
@@ -1868,13 +1892,11 @@ def _compile(c: _Compiler, plan: Plan) -> tuple[_Plan, pl.Expr]:
     eligible = c.define(
         "F", _in_effect_at_a(plan.eligibility) & (n_identified >= plan.eligibility.min_headlines)
     )
-    out.keys["eligibility"] = _Key(
-        c.define("F", pl.when(eligible).then(MET).otherwise(NOT_MET).cast(CODE)), rows=False
-    )
+    out.keys["eligibility"] = _Key(c.define("F", _met_if(eligible).cast(CODE)), rows=False)
     # SSP: all over identified headlines' outcomes, for eligible families
     ssp = c.combine("all", [o for _, o in headlines], "F")
     out.keys["ssp"] = _Key(
-        c.define("F", pl.when(eligible).then(ssp.state).otherwise(NOT_MET)),
+        c.define("F", pl.when(eligible).then(ssp.state).otherwise(_code(NOT_MET))),
         None if ssp.date is None else c.define("F", pl.when(eligible).then(ssp.date)),
         rows=False,
     )
@@ -2292,7 +2314,7 @@ def _identified(plan: Plan) -> pl.Expr:
     """``identified``, from the headlines' state codes (null: not attached): the codes of the
     headlines met, in plan order."""
     codes = [h.code for h in plan.headlines]
-    met = [(pl.col(f"state:{h}") == MET).fill_null(False) for h in codes]
+    met = [(pl.col(f"state:{h}") == _code(MET)).fill_null(False) for h in codes]
     if len(codes) > 12:
         return pl.concat_list(
             [pl.when(m).then(pl.lit(h)) for m, h in zip(met, codes, strict=True)]
