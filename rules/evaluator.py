@@ -404,8 +404,9 @@ class _Compiler:
             .join(f_base, on="family_id", how="inner")
             .drop("family_id")
             # people of a family together: combining them into families is then a
-            # group_by over sorted runs
-            .sort("_f")
+            # group_by over sorted runs; within a family, in id order (the lists of people
+            # who identified an indicator are sorted by id: then by _p too)
+            .sort("_f", "person_id")
             .with_row_index("_p")
         )
         # one query: this thread waits for the compiling one to let go of the interpreter
@@ -2285,25 +2286,19 @@ def _people(out: _Plan, p_frame: pl.DataFrame, n_families: int) -> dict[str, pl.
     """Per person-scoped indicator, the people who identified it (sorted ids, ``_f`` order)."""
     if not out.people:
         return {}
-    # number the people in id order, so that sorting numbers sorts ids
-    ranked = (
-        p_frame.lazy()
-        .select(
-            "_f", "person_id", *[who.alias(f"_who{i}") for i, who in enumerate(out.people.values())]
-        )
-        .sort("person_id")
-        .with_row_index("_v")
-        .collect(engine=_ENGINE)
-    )
+    # P's rows are its people in _p order, which is by family, then id (see subjects): within
+    # a family, sorting the numbers sorts the ids
     found = pl.concat(
         [
-            ranked.lazy()
-            .filter(pl.col(f"_who{i}"))
-            .select("_f", pl.col("_v").cast(pl.Int64), _typed(i, pl.UInt32).alias("_key"))
-            for i in range(len(out.people))
+            p_frame.lazy()
+            .filter(who)
+            .select(
+                "_f", pl.col("_p").cast(pl.Int64).alias("_v"), _typed(i, pl.UInt32).alias("_key")
+            )
+            for i, who in enumerate(out.people.values())
         ]
     )
-    ids = pl.lit(ranked.get_column("person_id"))
+    ids = pl.lit(p_frame.get_column("person_id"))
     everyone = np.ones(n_families, dtype=bool)
     grouped = _grouped(found, ids.gather(pl.col("_v")), 32, len(out.people), n_families)
     columns = _spread(grouped, [everyone] * len(out.people), pl.String())
