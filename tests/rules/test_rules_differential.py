@@ -173,3 +173,24 @@ def test_evaluation_frees_its_data_without_the_cycle_collector() -> None:
     finally:
         if was_enabled:
             gc.enable()
+
+
+def test_people_who_identified_are_listed_in_id_order() -> None:
+    """Whatever order the people extract lists a family's members in, the people who
+    identified an indicator are listed by id (as the reference lists them)."""
+    from rules import sources_from_records
+
+    ids = ["F1P2", "F1P10", "F1P0", "F1P1"]  # neither id order nor any numeric order
+    sources = sources_from_records(
+        {
+            "families": [{"family_id": "F1", "locality": "North", "attached_on": "2017-08-31"}],
+            "people": [{"person_id": p, "family_id": "F1", "role": "adult"} for p in ids],
+            "offences": [
+                {"person_id": p, "occurred_on": "2017-06-01", "kind": "offence"} for p in ids
+            ],
+            "claims": [],
+        }
+    )
+    row = evaluate(PLAN, sources, date(2018, 3, 1)).families.row(0, named=True)
+    assert row["people:crime.offending"] == sorted(ids)
+    assert_agree(PLAN, sources, date(2018, 3, 1))
