@@ -527,7 +527,8 @@ class _Compiler:
 
     @property
     def p_base(self) -> _Recipe:
-        """Members of attached families (``_p`` numbers them; a family's people together)."""
+        """Members of attached families (``_p`` numbers them: a family's people together, in id
+        order)."""
         return self._read("p_base")
 
     def rows(self, table: str) -> _Recipe:
