@@ -169,11 +169,6 @@ def _typed(value: Any, dtype: pl.DataType | type[pl.DataType]) -> pl.Expr:
     return pl.lit(value, dtype)
 
 
-def _by_code(table: pl.Expr, code: pl.Expr) -> pl.Expr:
-    """``table``'s entry for each state code (a gather: codes are 0..3)."""
-    return table.gather(code.cast(pl.UInt32))
-
-
 def _swap(e: pl.Expr) -> pl.Expr:
     """Swap met and not_met: the ``not`` of a state, and the bridge between all and any.
 
@@ -188,8 +183,8 @@ def _swap(e: pl.Expr) -> pl.Expr:
 
 
 def _state_enum(code: pl.Expr) -> pl.Expr:
-    """State codes as STATE_ENUM values."""
-    return _by_code(_STATE_OF_CODE, code)
+    """State codes as STATE_ENUM values (a gather: codes are 0..3)."""
+    return _STATE_OF_CODE.gather(code.cast(pl.UInt32))
 
 
 def _code(code: int) -> pl.Expr:
@@ -1099,9 +1094,7 @@ class _Compiler:
         num, den = pct.as_integer_ratio()
         left, right = u * (100 * den), p * num
         ok = left >= right if cmp == "ge" else left < right
-        state = (
-            pl.when(n == 0).then(_code(UNKNOWN)).when(ok).then(_code(MET)).otherwise(_code(NOT_MET))
-        )
+        state = pl.when(n == 0).then(_code(UNKNOWN)).otherwise(_met_if(ok))
         rate = pl.when(n > 0).then((u * 100 / p).round(2))
         return self.node(
             level,
@@ -1149,11 +1142,7 @@ class _Compiler:
         rows = self.p_base.select("_f", "_p", pl.col("_kp").alias("_k"))
         return self.node(
             level,
-            pl.when(birth.is_null())
-            .then(_code(UNKNOWN))
-            .when(ok)
-            .then(_code(MET))
-            .otherwise(_code(NOT_MET)),
+            pl.when(birth.is_null()).then(_code(UNKNOWN)).otherwise(_met_if(ok)),
             leaves=[self.leaf(level, rows, "people")],
         )
 
