@@ -597,20 +597,20 @@ class _Compiler:
         columns = []
         for name, (own, cond, last) in self.selections.items():
             cond = cond.fill_null(False)
-            if last:
-                if own == subject:
-                    # the running count at the subject's last row, less the count before
-                    # this row: the subject's rows from this one on
-                    hits = cond.cast(pl.UInt32).cum_sum()
-                    total = pl.when(final).then(hits).backward_fill()
-                    rank = total - hits + cond.cast(pl.UInt32)
-                else:
-                    recency = (
-                        (_days(pl.col("term_end")) + _BIG).cast(pl.Int128) * (1 << 64)
-                        + (_days(pl.col("term_start")) + _BIG).cast(pl.Int128) * (1 << _ROW_BITS)
-                        + (_ROW_MASK - pl.col("row_no")).cast(pl.Int128)
-                    )
-                    rank = pl.when(cond).then(recency).rank("ordinal", descending=True).over(own)
+            if last and own == subject:
+                # the running count of selected rows at the subject's last row, less the
+                # count at this row: the subject's selected rows after this one (cum_count
+                # counts the values that are not null, here the selected rows)
+                hits = pl.when(cond).then(True).cum_count()
+                total = pl.when(final).then(hits).backward_fill()
+                cond = cond & (total - hits < last)
+            elif last:
+                recency = (
+                    (_days(pl.col("term_end")) + _BIG).cast(pl.Int128) * (1 << 64)
+                    + (_days(pl.col("term_start")) + _BIG).cast(pl.Int128) * (1 << _ROW_BITS)
+                    + (_ROW_MASK - pl.col("row_no")).cast(pl.Int128)
+                )
+                rank = pl.when(cond).then(recency).rank("ordinal", descending=True).over(own)
                 cond = cond & (rank <= last)
             columns.append(cond.fill_null(False).alias(name))
         # every attendance leaf reads the selections, not A: drop A and its dates
