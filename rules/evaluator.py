@@ -25,7 +25,9 @@ work is a numpy pass over the runs of weeks in work (``_best_windows``).
 Everything above the leaves -- ``all``, ``any``, ``not``, rule steps, effective
 dates, identification, eligibility, SSP, CE and claimability -- is column
 arithmetic on ``P`` and ``F``; per-person columns are combined into
-families by one reduction over ``P``'s runs of people (``_to_families``).
+families by one query over ``P``'s runs of people: a family's k-th person's
+value, gathered for every k, then a horizontal max, min or any
+(``_to_families``).
 
 How it runs
 -----------
@@ -75,7 +77,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache, partial
-from itertools import pairwise
 from typing import Any, Generic, Literal, TypeVar, cast
 
 import numpy as np
@@ -2030,8 +2031,7 @@ def _frame(
     return frame.select([n for n in names if n in keep]).collect(engine=_ENGINE)
 
 
-_I64_MIN = np.iinfo(np.int64).min
-_P_BLOCK_ROWS = 262_144  # people per block when their columns are reduced into families
+_MAX_PASSES = 16  # families of up to this many people are combined by gathers (_to_families)
 
 
 def _to_families(
@@ -2041,66 +2041,31 @@ def _to_families(
     row per family in P, ``_f`` and one column per ``p2f`` entry.
 
     As polars aggregates, nulls are skipped: ``max`` and ``min`` of no values are null and
-    ``any`` of no values is false. The columns are stacked into one integer matrix (and one
-    float matrix), reduced over each family's run of rows at once, and typed back.
+    ``any`` of no values is false. With at most K people to a family, K gathers from each
+    column (pass k: each family's k-th person, or its last if it has fewer) are combined by
+    one horizontal max, min or any: one query of whole-column operations, which polars
+    runs side by side and without the interpreter, where a ``group_by`` pays a cost per
+    group and column many times that. A family of more than ``_MAX_PASSES`` people (a
+    data error, most likely) makes it a ``group_by``, as the passes would grow with it.
     """
     f = p_frame.get_column("_f").to_numpy()
     starts = np.flatnonzero(np.r_[True, f[1:] != f[:-1]]) if len(f) else np.zeros(0, np.int64)
-    ints: dict[str, pl.Expr] = {}
-    floats: dict[str, pl.Expr] = {}
-    other: dict[str, pl.Expr] = {}  # e.g. Decimal: aggregated by polars itself
-    back: list[pl.Expr] = []
-    schema = p_frame.schema
+    ends = np.r_[starts[1:], len(f)] - 1
+    passes = int((ends - starts).max(initial=0)) + 1
+    if passes > _MAX_PASSES:
+        how_of = {"max": pl.Expr.max, "min": pl.Expr.min, "any": pl.Expr.any}
+        aggs = [how_of[how](pl.col(column)).alias(n) for n, (column, how) in p2f.items()]
+        return p_frame.group_by("_f", maintain_order=True).agg(aggs)
+    nth = [
+        pl.lit(pl.Series(f"_{k}", np.minimum(starts + k, ends), dtype=pl.UInt32))
+        for k in range(passes)
+    ]
+    combine = {"max": pl.max_horizontal, "min": pl.min_horizontal, "any": pl.any_horizontal}
+    columns = [pl.lit(pl.Series("_f", f[starts], dtype=pl.UInt32)).alias("_f")]
     for name, (column, how) in p2f.items():
-        dtype = schema[column]
-        x = pl.col(column)
-        if not (
-            how == "any" or dtype.is_integer() or dtype.is_float() or dtype in (pl.Boolean, pl.Date)
-        ):
-            other[name] = getattr(x, how)().alias(name)
-            back.append(pl.col(name))
-        elif how == "any":
-            ints[name] = x.cast(pl.Int64).fill_null(0)
-            back.append((pl.col(name) > 0).alias(name))
-        elif dtype.is_float():
-            floats[name] = (x if how == "max" else -x).fill_null(-np.inf)
-            value: pl.Expr = pl.when(pl.col(name) != -np.inf).then(pl.col(name))
-            back.append((value if how == "max" else -value).cast(dtype).alias(name))
-        else:
-            v = x.to_physical().cast(pl.Int64)
-            ints[name] = (v if how == "max" else -v).fill_null(_I64_MIN)
-            found: pl.Expr = pl.when(pl.col(name) != _I64_MIN).then(pl.col(name))
-            found = found if how == "max" else -found
-            physical = pl.Int32 if dtype == pl.Date else dtype
-            back.append(found.cast(physical).cast(dtype).alias(name))
-    # blocks of whole families, so that the 64-bit matrices stay small; each block's result
-    # is typed back before the next
-    cuts = [*starts[:: max(1, _P_BLOCK_ROWS * len(starts) // max(len(f), 1))], len(f)]
-    blocks = []
-    for lo, hi in pairwise([int(x) for x in cuts]):
-        block = p_frame if hi - lo == len(f) else p_frame.slice(lo, hi - lo)
-        block_starts = starts[(starts >= lo) & (starts < hi)] - lo
-        parts = [pl.DataFrame({"_f": pl.Series(f[block_starts + lo], dtype=pl.UInt32)})]
-        for columns, reduce in ((ints, np.maximum), (floats, np.fmax)):
-            if columns:
-                # the matrix column by column (Fortran order), reduced along its rows:
-                # each column's runs are contiguous
-                matrix = block.select(**columns).to_numpy(order="fortran")
-                reduced = reduce.reduceat(matrix.T, block_starts, axis=1).T
-                parts.append(pl.DataFrame(reduced, schema=list(columns), orient="row"))
-        if other:
-            # P is sorted by _f: groups in order of first appearance are in block_starts order
-            grouped = block.group_by("_f", maintain_order=True).agg(*other.values())
-            parts.append(grouped.drop("_f"))
-        blocks.append(pl.concat(parts, how="horizontal").select("_f", *back))
-    if not blocks:
-        empty = {"_f": pl.Series([], dtype=pl.UInt32)} | {
-            n: pl.Series([], dtype=pl.Int64) for n in ints
-        }
-        empty |= {n: pl.Series([], dtype=pl.Float64) for n in floats}
-        empty |= {n: pl.Series([], dtype=schema[p2f[n][0]]) for n in other}
-        return pl.DataFrame(empty).select("_f", *back)
-    return pl.concat(blocks)
+        combined = combine[how]([pl.col(column).gather(i) for i in nth])
+        columns.append((combined.fill_null(False) if how == "any" else combined).alias(name))
+    return p_frame.lazy().select(columns).collect(engine=_ENGINE)
 
 
 def _holds(conds: Sequence[pl.Expr]) -> pl.Expr:

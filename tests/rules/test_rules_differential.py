@@ -86,13 +86,14 @@ def test_polars_evaluator_agrees_with_the_reference(plan: Plan, council: Council
 @given(council=councils(max_families=6))
 def test_large_council_path_agrees_with_the_reference(council: Council) -> None:
     """From 100,000 attached families the evaluator reads the tables with the streaming
-    engine and gathers the evidence after the result, and it always reduces people into
-    families block by block: with both thresholds lowered, small councils take that path."""
+    engine and gathers the evidence after the result; a family of more people than
+    ``_MAX_PASSES`` is combined by a group_by: with both thresholds lowered, small councils
+    take those paths."""
     from unittest.mock import patch
 
     import rules.evaluator as ev
 
-    with patch.object(ev, "_STREAM_FROM", 0), patch.object(ev, "_P_BLOCK_ROWS", 2):
+    with patch.object(ev, "_STREAM_FROM", 0), patch.object(ev, "_MAX_PASSES", 1):
         assert_agree(PLAN, council.sources(), council.as_of)
 
 

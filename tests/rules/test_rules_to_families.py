@@ -5,10 +5,8 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 from typing import Literal
-from unittest.mock import patch
 
 import polars as pl
-import pytest
 from _rules_gen import runs
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -34,17 +32,16 @@ def _expected(frame: pl.DataFrame, p2f: dict[str, tuple[str, How]]) -> pl.DataFr
     )
 
 
-@pytest.mark.parametrize("block", [1, 3, ev._P_BLOCK_ROWS])
-@settings(max_examples=60, deadline=None)
-@given(frame=runs("_f", COLUMNS, max_run=4, max_key=50))
-def test_to_families_matches_polars_aggregation(block: int, frame: pl.DataFrame) -> None:
+@settings(max_examples=120, deadline=None)
+@given(frame=runs("_f", COLUMNS, max_run=6, max_key=50))
+def test_to_families_matches_polars_aggregation(frame: pl.DataFrame) -> None:
+    """By gathers: families of 1 to 6 people."""
     p2f: dict[str, tuple[str, How]] = {}
     for column in COLUMNS:
         p2f[f"{column}_max"] = (column, "max")
         p2f[f"{column}_min"] = (column, "min")
     p2f["flag_any"] = ("flag", "any")
-    with patch.object(ev, "_P_BLOCK_ROWS", block):
-        got = ev._to_families(frame, p2f)
+    got = ev._to_families(frame, p2f)
     want = _expected(frame, p2f)
     assert got.schema == want.schema
     assert got.equals(want), (got, want)
@@ -52,3 +49,25 @@ def test_to_families_matches_polars_aggregation(block: int, frame: pl.DataFrame)
     assert got.schema["money_max"] == pl.Decimal(12, 2)
     if frame.height:
         assert all(v is None or isinstance(v, Decimal) for v in got["money_max"])
+
+
+def test_to_families_of_a_large_family() -> None:
+    """More people in a family than gathers allowed (polars' group_by): the same answers."""
+    people = ev._MAX_PASSES + 3
+    frame = pl.DataFrame(
+        {
+            "_f": pl.Series([0] * people + [1], dtype=pl.UInt32),
+            "code": pl.Series([None, *range(people - 2), 0, 2], dtype=pl.Int64),
+            "flag": [None] * (people - 1) + [True, None],
+        }
+    )
+    p2f: dict[str, tuple[str, How]] = {
+        "top": ("code", "max"),
+        "low": ("code", "min"),
+        "some": ("flag", "any"),
+    }
+    got = ev._to_families(frame, p2f)
+    assert got.to_dicts() == [
+        {"_f": 0, "top": people - 3, "low": 0, "some": True},
+        {"_f": 1, "top": 2, "low": 2, "some": False},
+    ]
