@@ -2043,6 +2043,8 @@ def _to_families(
         how_of = {"max": pl.Expr.max, "min": pl.Expr.min, "any": pl.Expr.any}
         aggs = [how_of[how](pl.col(column)).alias(n) for n, (column, how) in p2f.items()]
         return p_frame.group_by("_f", maintain_order=True).agg(aggs)
+    # literal series all of one type: where polars' subexpression elimination takes two
+    # that compare equal for one, they hold the same values
     nth = [
         pl.lit(pl.Series(f"_{k}", np.minimum(starts + k, ends), dtype=pl.UInt32))
         for k in range(passes)
