@@ -2004,7 +2004,7 @@ def _frame(
         computed()  # the other computed frames are there from now on
     grouped |= collected([i for i in range(len(pieces)) if i not in grouped])
     keyed = [*[(grouped[i], on) for i, (_, _, on) in enumerate(pieces)], *alongside]
-    # each piece's rows put alongside the base's by gathers in the frame's own query
+    # each piece's rows put alongside the base's by left joins in the frame's own query
     frame = pl.concat(
         [base.lazy(), *[_aligned(base.get_column(on), g, on) for g, on in keyed]],
         how="horizontal",
@@ -2037,7 +2037,7 @@ def _to_families(
     """
     f = p_frame.get_column("_f").to_numpy()
     starts = np.flatnonzero(np.r_[True, f[1:] != f[:-1]]) if len(f) else np.zeros(0, np.int64)
-    ends = np.r_[starts[1:], len(f)] - 1
+    ends = np.append(starts[1:], len(f)) - 1 if len(f) else starts  # each family's last row
     passes = int((ends - starts).max(initial=0)) + 1
     if passes > _MAX_PASSES:
         how_of = {"max": pl.Expr.max, "min": pl.Expr.min, "any": pl.Expr.any}
