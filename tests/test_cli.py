@@ -141,6 +141,9 @@ def test_bench_evaluate_small_council(capsys: pytest.CaptureFixture[str]) -> Non
         assert r["seconds"] == pytest.approx(statistics.median(r["runs"]))
     ratio = by["reference"]["seconds"] / by["polars"]["seconds"]
     assert report["speedup"]["60"] == pytest.approx(ratio)
+    worst = min(by["reference"]["runs"]) / max(by["polars"]["runs"])
+    assert report["speedup_worst"]["60"] == pytest.approx(worst)
+    assert report["speedup_worst"]["60"] <= report["speedup"]["60"]
 
 
 @pytest.mark.parametrize("args", [["--families", "0"], ["--reference-at", "-5"], ["--repeat", "0"]])
