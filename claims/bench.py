@@ -13,7 +13,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from statistics import median
 from typing import TypeVar
@@ -132,7 +132,7 @@ class EvaluateBench:
     speedup: dict[int, float]  # families -> reference median / polars median
     # families -> the reference's fastest run / the polars evaluator's slowest: the ratio
     # that no pairing of the timed runs falls below
-    speedup_worst: dict[int, float] = field(default_factory=dict)
+    speedup_worst: dict[int, float]
 
 
 WARMUP_FAMILIES = 200  # the untimed council each measuring process evaluates first
